@@ -1,0 +1,21 @@
+{
+  "targets": [
+    {
+      "target_name": "nodespawner",
+      "sources": [
+        "native/addon.cc",
+        "native/app.cc",
+        "native/child.cc",
+        "native/fds.cc",
+        "native/fork.cc",
+        "native/memory.cc",
+        "native/userns.cc",
+        "native/zygote.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"],
+      "cflags_cc!": ["-fno-rtti"]
+    }
+  ]
+}

@@ -1,0 +1,108 @@
+// Every way a run can fail, each with a stable `code` (see docs: README "Errors").
+
+export interface RunFailureDetails {
+  exitCode?: number | null;
+  signal?: string | null;
+  stdout?: string;
+  stderr?: string;
+  durationMs?: number;
+  cause?: unknown;
+}
+
+export class NodespawnerError extends Error {
+  readonly code: string;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  /** The tail of the child's stderr (at most 4 KiB). */
+  readonly stderr: string;
+  readonly stdout: string;
+  readonly durationMs: number | null;
+
+  constructor(code: string, message: string, details: RunFailureDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = details.exitCode ?? null;
+    this.signal = details.signal ?? null;
+    this.stderr = (details.stderr ?? '').slice(-4096);
+    this.stdout = details.stdout ?? '';
+    this.durationMs = details.durationMs ?? null;
+  }
+}
+
+/** The zygote could not start: a preload failed, the self-test failed, the kernel lacks a feature. */
+export class StartError extends NodespawnerError {
+  constructor(message: string, readonly reason: string, details?: RunFailureDetails) {
+    super('ERR_START', message, details);
+  }
+}
+
+/** The job ran longer than `timeout`; it and all its descendants were killed. */
+export class TimeoutError extends NodespawnerError {
+  constructor(readonly timeout: number, details?: RunFailureDetails) {
+    super('ERR_TIMEOUT', `job timed out after ${timeout} ms and was killed`, details);
+  }
+}
+
+/** The job threw (or rejected); `remote` is what the child saw. */
+export class JobFailedError extends NodespawnerError {
+  constructor(readonly remote: { name: string; message: string; stack: string | null; code: string | null }, details?: RunFailureDetails) {
+    super('ERR_JOB_FAILED', `job failed: ${remote.name}: ${remote.message}`, details);
+  }
+}
+
+/** The child exited non-zero or was killed by a signal without reporting an error. */
+export class JobCrashedError extends NodespawnerError {
+  constructor(message: string, details?: RunFailureDetails) {
+    super('ERR_JOB_CRASHED', message, details);
+  }
+}
+
+/** The child sent back something that is not a valid result. */
+export class InvalidOutputError extends NodespawnerError {
+  constructor(message: string, details?: RunFailureDetails) {
+    super('ERR_INVALID_OUTPUT', message, details);
+  }
+}
+
+/** The child's result exceeded `maxResultBytes`; it was killed. */
+export class ResultTooLargeError extends NodespawnerError {
+  constructor(readonly limit: number, details?: RunFailureDetails) {
+    super('ERR_RESULT_TOO_LARGE', `job result exceeded maxResultBytes (${limit} bytes); the job was killed`, details);
+  }
+}
+
+/** A sandbox setup step failed before the job ran. */
+export class SandboxSetupError extends NodespawnerError {
+  constructor(readonly step: string, readonly syscall: string, readonly errno: number, readonly errnoName: string, detail: string, details?: RunFailureDetails) {
+    super('ERR_SANDBOX_SETUP', `sandbox setup failed at ${step}: ${syscall}: ${errnoName}${detail ? ` (${detail})` : ''}`, details);
+  }
+}
+
+/** The zygote died or closed its socket; in-flight jobs were lost. */
+export class ZygoteGoneError extends NodespawnerError {
+  constructor(message = 'the zygote process is gone', details?: RunFailureDetails) {
+    super('ERR_ZYGOTE_GONE', message, details);
+  }
+}
+
+/** `maxQueue` jobs were already waiting. */
+export class QueueFullError extends NodespawnerError {
+  constructor(readonly maxQueue: number) {
+    super('ERR_QUEUE_FULL', `queue is full: ${maxQueue} jobs are already waiting (maxQueue)`);
+  }
+}
+
+/** The run's AbortSignal fired; `cause` is the signal's reason. */
+export class AbortError extends NodespawnerError {
+  constructor(reason: unknown, details?: RunFailureDetails) {
+    super('ERR_ABORTED', 'job was aborted', { ...details, cause: reason });
+  }
+}
+
+/** The spawner was closed before or while the job ran. */
+export class ClosedError extends NodespawnerError {
+  constructor() {
+    super('ERR_CLOSED', 'the spawner is closed');
+  }
+}

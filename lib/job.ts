@@ -1,0 +1,340 @@
+// One job on the app side: its fds, what the child sends back (bounded), and the outcome.
+import net from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { native } from './native.js';
+import { T, ResultTag, decode, encode, fromWire, i64, toWire } from './wire.js';
+import type { JobEvent } from './wire.js';
+import type { ResolvedRunOptions } from './options.js';
+import { expected } from './options.js';
+import {
+  AbortError,
+  ClosedError,
+  InvalidOutputError,
+  JobCrashedError,
+  JobFailedError,
+  NodespawnerError,
+  ResultTooLargeError,
+  SandboxSetupError,
+  TimeoutError,
+  ZygoteGoneError,
+} from './errors.js';
+
+export interface RunTimings {
+  /** Waiting in the queue. */
+  queueMs: number;
+  /** Request sent -> zygote received it. */
+  requestMs: number;
+  /** Zygote received -> intermediate process running (fork of the zygote). */
+  forkMs: number;
+  /** Intermediate running -> child released (clone into namespaces, id maps). */
+  cloneMs: number;
+  /** Child released -> child exited (specialize, import, the job itself, result write). */
+  runMs: number;
+  /** Child exited -> result read and validated. */
+  reapMs: number;
+  /** Request sent -> settled. */
+  totalMs: number;
+}
+
+export interface RunResult<V = unknown> {
+  /** The Arrow table the job returned, if it returned one. */
+  table?: Table;
+  /** The value the job returned, if it was not a table. */
+  value?: V;
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  durationMs: number;
+  /** CPU time of the job's process (user + system), in ms. */
+  cpuMs: number;
+  /** Peak resident memory of the job's process, in bytes. */
+  maxRssBytes: number;
+  timings: RunTimings;
+}
+
+/** Encodes the job's arguments and inputs: done at run() time so bad input rejects at once. */
+export function encodePayload(args: unknown, inputs: Record<string, Table>): Buffer {
+  const encodedInputs: Record<string, Buffer> = {};
+  for (const [name, table] of Object.entries(inputs)) {
+    if (!(table instanceof Table)) throw expected(`inputs.${name}`, 'an apache-arrow Table', table);
+    const ipc = tableToIPC(table, 'stream');
+    encodedInputs[name] = Buffer.from(ipc.buffer, ipc.byteOffset, ipc.byteLength);
+  }
+  return encode(T.JobPayload, { jobArgs: toWire(args), inputs: encodedInputs });
+}
+
+const signalNames = Object.fromEntries(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
+const errnoNames = Object.fromEntries(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+/** Keeps the first `limit` bytes of a stream and counts the rest. */
+class Capture {
+  private chunks: Buffer[] = [];
+  size = 0;
+  dropped = 0;
+  constructor(private readonly limit: number, private readonly name: string) {}
+  push(chunk: Buffer): void {
+    const room = this.limit - this.size;
+    if (room <= 0) {
+      this.dropped += chunk.length;
+      return;
+    }
+    const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
+    this.chunks.push(kept);
+    this.size += kept.length;
+    this.dropped += chunk.length - kept.length;
+  }
+  text(): string {
+    const s = Buffer.concat(this.chunks).toString('utf8');
+    return this.dropped > 0 ? `${s}\n[nodespawner: ${this.name} truncated, ${this.dropped} more bytes dropped]` : s;
+  }
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+export interface JobChannel {
+  controlFd: number;
+  id: number;
+  modulePath: string;
+  hostname: string;
+  cloneFlags: number;
+  payload: Buffer;
+  options: ResolvedRunOptions;
+  queuedAt: bigint;
+}
+
+/**
+ * Runs one job: creates its fds, sends the request, collects output, decides the outcome.
+ * Resolves or rejects exactly once, after every fd of the job is closed.
+ */
+export class Job {
+  private readonly out: Capture;
+  private readonly err: Capture;
+  private readonly result: Capture;
+  private resultOverflow = false;
+  private watcher: { close(): void } | undefined;
+  private streams: net.Socket[] = [];
+  private openStreams = 0;
+  private pidfd = -1;
+  private started: JobEvent['started'] = null;
+  private setupFailed: JobEvent['setupFailed'] = null;
+  private exited: JobEvent['exited'] = null;
+  private statusClosed = false;
+  private killReason: NodespawnerError | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private sentAt = 0n;
+  private done = false;
+  private resolve!: (r: RunResult) => void;
+  private reject!: (e: Error) => void;
+  readonly promise: Promise<RunResult>;
+
+  constructor(private readonly c: JobChannel) {
+    this.out = new Capture(c.options.maxStdout, 'stdout');
+    this.err = new Capture(c.options.maxStderr, 'stderr');
+    this.result = new Capture(c.options.maxResultBytes + 1, 'result');
+    this.promise = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  start(): Promise<RunResult> {
+    const fds: number[] = [];
+    const appEnds: number[] = [];
+    try {
+      const [statusApp, statusZygote] = native.socketPair();
+      appEnds.push(statusApp);
+      fds.push(statusZygote);
+      for (let i = 0; i < 3; i++) {
+        const [r, w] = native.pipe();
+        appEnds.push(r);
+        fds.push(w);
+      }
+      fds.push(native.memfdFromBuffer(`nodespawner-job-${this.c.id}`, this.c.payload));
+      const request = encode(T.RunRequest, { id: this.c.id, modulePath: this.c.modulePath, hostname: this.c.hostname, cloneFlags: this.c.cloneFlags });
+      this.sentAt = process.hrtime.bigint();
+      native.sendMessage(this.c.controlFd, request, fds);
+    } catch (e) {
+      [...fds, ...appEnds].forEach((fd) => native.close(fd));
+      const err = e as Error & { errno?: number };
+      this.reject(err.errno === osConstants.errno.EPIPE || err.errno === osConstants.errno.ECONNRESET ? new ZygoteGoneError() : err);
+      this.done = true;
+      return this.promise;
+    }
+    fds.forEach((fd) => native.close(fd));
+    const [statusApp, outR, errR, resR] = appEnds;
+    this.watcher = new native.MessageWatcher(statusApp, (data, received) => this.onStatus(data, received));
+    this.readStream(outR, (b) => this.out.push(b));
+    this.readStream(errR, (b) => this.err.push(b));
+    this.readStream(resR, (b) => {
+      this.result.push(b);
+      if (this.result.size > this.c.options.maxResultBytes && !this.resultOverflow) {
+        this.resultOverflow = true;
+        this.kill(new ResultTooLargeError(this.c.options.maxResultBytes));
+      }
+    });
+    this.timer = setTimeout(() => this.kill(new TimeoutError(this.c.options.timeout)), this.c.options.timeout);
+    return this.promise;
+  }
+
+  /** Kills the job (and, as PID 1 of its namespace, everything it started); the outcome is `reason`. */
+  kill(reason: NodespawnerError): void {
+    if (this.done) return;
+    if (this.killReason === null) this.killReason = reason;
+    if (this.pidfd >= 0) native.pidfdSendSignal(this.pidfd, 9);
+    // If the child cannot be reached (no pidfd yet and the zygote is stuck), give up after a grace.
+    this.graceTimer ??= setTimeout(() => this.finish(), 5_000);
+  }
+
+  abort(reason: unknown): void {
+    this.kill(new AbortError(reason));
+  }
+
+  close(): void {
+    this.kill(new ClosedError());
+  }
+
+  private readStream(fd: number, onData: (b: Buffer) => void): void {
+    const s = new net.Socket({ fd, readable: true, writable: false });
+    this.openStreams++;
+    this.streams.push(s);
+    s.on('data', onData);
+    s.on('error', () => s.destroy());
+    s.on('close', () => {
+      this.openStreams--;
+      this.maybeFinish();
+    });
+  }
+
+  private onStatus(data: Buffer | null, fds: number[]): void {
+    if (data === null) {
+      this.statusClosed = true;
+      this.maybeFinish();
+      return;
+    }
+    let ev: JobEvent;
+    try {
+      ev = decode(T.JobEvent, data);
+    } catch {
+      fds.forEach((fd) => native.close(fd));
+      return;
+    }
+    if (ev.started) {
+      this.started = ev.started;
+      if (fds.length === 1 && this.pidfd < 0) {
+        this.pidfd = fds.shift()!;
+        if (this.killReason) native.pidfdSendSignal(this.pidfd, 9);
+      }
+    }
+    if (ev.setupFailed) this.setupFailed = ev.setupFailed;
+    if (ev.exited) this.exited = ev.exited;
+    fds.forEach((fd) => native.close(fd));
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if ((this.exited || this.statusClosed) && this.openStreams === 0) this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.graceTimer);
+    this.watcher?.close();
+    for (const s of this.streams) s.destroy();
+    if (this.pidfd >= 0) native.close(this.pidfd);
+    this.pidfd = -1;
+    try {
+      this.resolve(this.outcome());
+    } catch (e) {
+      this.reject(e as Error);
+    }
+  }
+
+  private outcome(): RunResult {
+    const now = process.hrtime.bigint();
+    const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
+    const stdout = this.out.text();
+    const stderr = this.err.text();
+    const ex = this.exited;
+    const signal = ex && ex.signal > 0 ? signalNames[ex.signal] ?? `signal ${ex.signal}` : null;
+    const details = { exitCode: ex ? ex.code : null, signal, stdout, stderr, durationMs: ms(this.sentAt, now) };
+    if (this.setupFailed) {
+      const f = this.setupFailed;
+      throw new SandboxSetupError(f.step, f.syscall, f.errnum, errnoNames[f.errnum] ?? `errno ${f.errnum}`, f.detail ?? '', details);
+    }
+    if (this.killReason) {
+      Object.assign(this.killReason, { exitCode: details.exitCode, signal, stdout, stderr: stderr.slice(-4096), durationMs: details.durationMs });
+      throw this.killReason;
+    }
+    if (!ex) throw new ZygoteGoneError('the zygote went away while the job was running', details);
+    const bytes = this.result.bytes();
+    const tag = bytes.length > 0 ? bytes[0] : -1;
+    const body = bytes.subarray(1);
+    if (tag === ResultTag.Error) {
+      let remote;
+      try {
+        const e = decode(T.JobError, body);
+        remote = { name: String(e.name).slice(0, 200), message: String(e.message).slice(0, 10_000), stack: e.stack ? String(e.stack).slice(0, 20_000) : null, code: e.code ? String(e.code).slice(0, 200) : null };
+      } catch (e) {
+        throw new InvalidOutputError(`job failed and its error report is malformed: ${(e as Error).message}`, details);
+      }
+      throw new JobFailedError(remote, details);
+    }
+    if (ex.code !== 0 || signal) {
+      throw new JobCrashedError(signal ? `job was killed by ${signal}` : `job exited with code ${ex.code}`, details);
+    }
+    const base = {
+      stdout,
+      stderr,
+      exitCode: ex.code,
+      durationMs: details.durationMs,
+      cpuMs: (i64(ex.userCpuUs) + i64(ex.systemCpuUs)) / 1000,
+      maxRssBytes: i64(ex.maxRssKb) * 1024,
+      timings: this.timings(now),
+    };
+    if (tag === ResultTag.Table) {
+      let table: Table;
+      try {
+        table = tableFromIPC(body);
+      } catch (e) {
+        throw new InvalidOutputError(`job returned a malformed Arrow table: ${(e as Error).message}`, details);
+      }
+      if (!(table instanceof Table)) throw new InvalidOutputError('job returned a malformed Arrow table', details);
+      return { ...base, table };
+    }
+    if (tag === ResultTag.Value) {
+      let value: unknown;
+      try {
+        value = fromWire(decode(T.Value, body));
+      } catch (e) {
+        throw new InvalidOutputError(`job returned a malformed value: ${(e as Error).message}`, details);
+      }
+      return { ...base, value };
+    }
+    if (tag === -1) throw new InvalidOutputError('job exited with code 0 without returning a result (did it call process.exit?)', details);
+    throw new InvalidOutputError(`job result starts with unknown tag ${tag}`, details);
+  }
+
+  private timings(now: bigint): RunTimings {
+    const s = this.started;
+    const ms = (a: bigint, b: bigint) => Math.max(0, Number(b - a) / 1e6);
+    const big = (v: unknown) => BigInt(Math.round(i64(v)));
+    const received = s ? big(s.receivedNs) : this.sentAt;
+    const forked = s ? big(s.forkedNs) : received;
+    const released = s ? big(s.releasedNs) : forked;
+    const exited = this.exited ? big(this.exited.exitedNs) : now;
+    return {
+      queueMs: ms(this.c.queuedAt, this.sentAt),
+      requestMs: ms(this.sentAt, received),
+      forkMs: ms(received, forked),
+      cloneMs: ms(forked, released),
+      runMs: ms(released, exited),
+      reapMs: ms(exited, now),
+      totalMs: ms(this.sentAt, now),
+    };
+  }
+}

@@ -1,0 +1,71 @@
+// The typed face of the C++ addon (native/). Both the app side (lib/) and the zygote load it.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+/** Package root: dist/lib/native.js lives two levels below it. */
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export interface ForkJobRequest {
+  statusFd: number;
+  stdoutFd: number;
+  stderrFd: number;
+  resultFd: number;
+  payloadFd: number;
+  controlFd: number;
+  hostname: string;
+  outerUid: number;
+  outerGid: number;
+  cloneFlags: number;
+  receivedNs: bigint;
+}
+
+export interface ReceivedMessage {
+  data: Buffer;
+  fds: number[];
+  truncated: boolean;
+  receivedNs: bigint;
+}
+
+export interface MessageWatcher {
+  close(): void;
+}
+
+export interface NativeBinding {
+  // app side
+  socketPair(): [number, number];
+  pipe(): [number, number];
+  memfdFromBuffer(name: string, data: Uint8Array): number;
+  memfdCreate(name: string): number;
+  sendMessage(socket: number, data: Uint8Array, fds: number[]): void;
+  close(fd: number): void;
+  pidfdSendSignal(pidfd: number, signal: number): boolean;
+  MessageWatcher: new (fd: number, onMessage: (data: Buffer | null, fds: number[]) => void) => MessageWatcher;
+  // zygote side
+  zygoteInit(controlFd: number, appPid: number): number;
+  recvRequest(fd: number): ReceivedMessage | null;
+  forkJob(request: ForkJobRequest): { pid: number; errno?: number } | { child: true };
+  listFds(): Array<[number, string]>;
+  exit(code: number): never;
+  getpid(): number;
+  getppid(): number;
+  CLONE: { NEWUSER: number; NEWPID: number; NEWNS: number; NEWNET: number; NEWUTS: number; NEWIPC: number; NEWCGROUP: number };
+}
+
+const require = createRequire(import.meta.url);
+
+function load(): NativeBinding {
+  const path = join(packageRoot, 'build', 'Release', 'nodespawner.node');
+  try {
+    return require(path) as NativeBinding;
+  } catch (err) {
+    const e = new Error(
+      `nodespawner: cannot load the native addon at ${path}: ${(err as Error).message}. ` +
+        'Build it with `npm install` (or `npx node-gyp rebuild` in the package directory); it needs python3, make and g++.',
+    );
+    (e as Error & { cause: unknown }).cause = err;
+    throw e;
+  }
+}
+
+export const native: NativeBinding = load();

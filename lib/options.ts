@@ -1,0 +1,165 @@
+// Options, their defaults, and validation. One error shape throughout:
+//   Expected `timeout` to be a positive finite number, got `-1` (number)
+import { availableParallelism } from 'node:os';
+import type { Table } from 'apache-arrow';
+
+export interface SandboxOptions {
+  /**
+   * Share the host's network instead of a private network namespace with only a down loopback.
+   * @default false
+   */
+  network?: boolean;
+  /**
+   * Hostname inside the job's UTS namespace.
+   * @default 'nodespawner'
+   */
+  hostname?: string;
+}
+
+export interface SpawnerOptions {
+  /** Modules imported once in the zygote (package names or absolute paths); apache-arrow and thrift always are. @default [] */
+  preload?: string[];
+  /** Directory that bare preload names resolve from. @default process.cwd() */
+  preloadBase?: string;
+  /** Jobs running at once. @default os.availableParallelism() */
+  concurrency?: number;
+  /** Jobs waiting at most; one more rejects with QueueFullError. @default Infinity */
+  maxQueue?: number;
+  /** Default wall-clock limit per job, in ms (queue time excluded). @default 30_000 */
+  timeout?: number;
+  /** Bytes of stdout / stderr kept per job; the rest is counted and dropped. @default 1 MiB */
+  maxStdout?: number;
+  maxStderr?: number;
+  /** Bytes of result a job may send; more kills it. @default 64 MiB */
+  maxResultBytes?: number;
+  sandbox?: SandboxOptions;
+  /** The zygote's environment (jobs inherit it). The zygote holds no secrets: empty by default. @default {} */
+  env?: Record<string, string>;
+  /** ms to wait for the zygote to preload, self-test and report ready. @default 60_000 */
+  startTimeout?: number;
+  /** Fork a self-test child before serving and refuse to start if it fails. @default true */
+  selfTest?: boolean;
+}
+
+export interface RunOptions {
+  /** Wall-clock limit in ms, from the request to the child's exit. @default the spawner's `timeout` */
+  timeout?: number;
+  /** Cancels a queued job without starting it, or kills a running one. */
+  signal?: AbortSignal;
+  /** Arrow tables for the job, as `ctx.inputs.<name>`. */
+  inputs?: Record<string, Table>;
+  maxStdout?: number;
+  maxStderr?: number;
+  maxResultBytes?: number;
+}
+
+export interface ResolvedSpawnerOptions {
+  preload: string[];
+  preloadBase: string;
+  concurrency: number;
+  maxQueue: number;
+  timeout: number;
+  maxStdout: number;
+  maxStderr: number;
+  maxResultBytes: number;
+  sandbox: Required<SandboxOptions>;
+  env: Record<string, string>;
+  startTimeout: number;
+  selfTest: boolean;
+}
+
+function show(x: unknown): string {
+  let s: string;
+  try {
+    s = typeof x === 'bigint' ? `${x}n` : typeof x === 'string' ? x : JSON.stringify(x) ?? String(x);
+  } catch {
+    s = String(x);
+  }
+  return `\`${s}\` (${x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x})`;
+}
+
+export function expected(name: string, what: string, got: unknown): TypeError {
+  return new TypeError(`Expected \`${name}\` to be ${what}, got ${show(got)}`);
+}
+
+function positive(name: string, v: unknown, fallback: number, allowInfinity = false): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || Number.isNaN(v) || v <= 0 || (!allowInfinity && !Number.isFinite(v))) {
+    throw expected(name, allowInfinity ? 'a positive number or Infinity' : 'a positive finite number', v);
+  }
+  return v;
+}
+
+function integer(name: string, v: unknown, fallback: number, allowInfinity = false): number {
+  const n = positive(name, v, fallback, allowInfinity);
+  if (Number.isFinite(n) && !Number.isInteger(n)) throw expected(name, 'a positive integer', v);
+  return n;
+}
+
+function onlyKeys(name: string, o: object, keys: string[]): void {
+  for (const k of Object.keys(o)) {
+    if (!keys.includes(k)) throw new TypeError(`Unknown option \`${name}${k}\`; known options are ${keys.join(', ')}`);
+  }
+}
+
+const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+
+export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOptions {
+  if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
+  onlyKeys('', o, ['preload', 'preloadBase', 'concurrency', 'maxQueue', 'timeout', 'maxStdout', 'maxStderr', 'maxResultBytes', 'sandbox', 'env', 'startTimeout', 'selfTest']);
+  const preload = o.preload ?? [];
+  if (!Array.isArray(preload) || preload.some((p) => typeof p !== 'string' || p === '')) throw expected('preload', 'an array of module names or absolute paths', preload);
+  for (const p of preload) {
+    if (p.startsWith('.')) throw expected('preload', 'package names or absolute paths, not relative paths', p);
+  }
+  const sandbox = o.sandbox ?? {};
+  if (typeof sandbox !== 'object' || sandbox === null) throw expected('sandbox', 'an object', sandbox);
+  onlyKeys('sandbox.', sandbox, ['network', 'hostname']);
+  if (sandbox.network !== undefined && typeof sandbox.network !== 'boolean') throw expected('sandbox.network', 'a boolean', sandbox.network);
+  const hostname = sandbox.hostname ?? 'nodespawner';
+  if (typeof hostname !== 'string' || !hostnamePattern.test(hostname)) throw expected('sandbox.hostname', 'a hostname of 1 to 63 letters, digits and hyphens', hostname);
+  const env = o.env ?? {};
+  if (typeof env !== 'object' || env === null || Object.values(env).some((v) => typeof v !== 'string')) throw expected('env', 'an object of strings', env);
+  if (o.selfTest !== undefined && typeof o.selfTest !== 'boolean') throw expected('selfTest', 'a boolean', o.selfTest);
+  const preloadBase = o.preloadBase ?? process.cwd();
+  if (typeof preloadBase !== 'string' || !preloadBase.startsWith('/')) throw expected('preloadBase', 'an absolute path', preloadBase);
+  return {
+    preload,
+    preloadBase,
+    concurrency: integer('concurrency', o.concurrency, availableParallelism()),
+    maxQueue: integer('maxQueue', o.maxQueue, Infinity, true),
+    timeout: positive('timeout', o.timeout, 30_000),
+    maxStdout: integer('maxStdout', o.maxStdout, 2 ** 20),
+    maxStderr: integer('maxStderr', o.maxStderr, 2 ** 20),
+    maxResultBytes: integer('maxResultBytes', o.maxResultBytes, 64 * 2 ** 20),
+    sandbox: { network: sandbox.network ?? false, hostname },
+    env: { ...env },
+    startTimeout: positive('startTimeout', o.startTimeout, 60_000),
+    selfTest: o.selfTest ?? true,
+  };
+}
+
+export interface ResolvedRunOptions {
+  timeout: number;
+  signal: AbortSignal | undefined;
+  inputs: Record<string, Table>;
+  maxStdout: number;
+  maxStderr: number;
+  maxResultBytes: number;
+}
+
+export function resolveRunOptions(o: RunOptions = {}, d: ResolvedSpawnerOptions): ResolvedRunOptions {
+  if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
+  onlyKeys('', o, ['timeout', 'signal', 'inputs', 'maxStdout', 'maxStderr', 'maxResultBytes']);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected('signal', 'an AbortSignal', o.signal);
+  const inputs = o.inputs ?? {};
+  if (typeof inputs !== 'object' || inputs === null || Array.isArray(inputs)) throw expected('inputs', 'an object of apache-arrow Tables', inputs);
+  return {
+    timeout: positive('timeout', o.timeout, d.timeout),
+    signal: o.signal,
+    inputs,
+    maxStdout: integer('maxStdout', o.maxStdout, d.maxStdout),
+    maxStderr: integer('maxStderr', o.maxStderr, d.maxStderr),
+    maxResultBytes: integer('maxResultBytes', o.maxResultBytes, d.maxResultBytes),
+  };
+}

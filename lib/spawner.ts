@@ -1,0 +1,264 @@
+// The app side: starts the zygote, queues runs (p-queue), and owns every job's lifecycle.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import PQueue from 'p-queue';
+import { native, packageRoot } from './native.js';
+import { T, decode, i64 } from './wire.js';
+import type { Ready } from './wire.js';
+import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js';
+import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
+import { AbortError, ClosedError, NodespawnerError, QueueFullError, StartError, ZygoteGoneError } from './errors.js';
+import { Job, encodePayload } from './job.js';
+import type { RunResult } from './job.js';
+
+const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
+
+/** V8/Node flags the zygote needs; DESIGN.md explains each. */
+const zygoteFlags = [
+  '--single-threaded', // a GC in a forked child must not wait for V8 worker threads it lacks
+  '--experimental-vm-modules', // the in-thread ESM linker for jobs
+  '--experimental-import-meta-resolve', // resolving a job's bare imports from its own path
+  '--disable-warning=ExperimentalWarning',
+];
+
+export interface ZygoteInfo {
+  pid: number;
+  nodeVersion: string;
+  threads: number;
+  preloaded: string[];
+  rssBytes: number;
+  selfTestMs: number;
+}
+
+const cloneAll = (network: boolean) =>
+  native.CLONE.NEWUSER | native.CLONE.NEWPID | native.CLONE.NEWNS | native.CLONE.NEWUTS | native.CLONE.NEWIPC | native.CLONE.NEWCGROUP | (network ? 0 : native.CLONE.NEWNET);
+
+export class Spawner extends EventEmitter {
+  private readonly queue: PQueue;
+  private readonly running = new Set<Job>();
+  private waiting = 0;
+  private nextId = 1;
+  private closed = false;
+  private gone: ZygoteGoneError | null = null;
+  private closing: Promise<void> | null = null;
+  private readonly rejectWaiting = new Set<(e: Error) => void>();
+
+  private constructor(
+    private readonly options: ResolvedSpawnerOptions,
+    private readonly zygote: ChildProcess,
+    private readonly controlFd: number,
+    private readonly control: { close(): void },
+    private readonly stderrTail: () => string,
+    /** What the zygote reported when it became ready. */
+    readonly info: ZygoteInfo,
+  ) {
+    super();
+    this.queue = new PQueue({ concurrency: options.concurrency });
+  }
+
+  /** Starts a zygote: preloads modules, self-tests forking, and resolves once it serves. */
+  static async start(options: SpawnerOptions = {}): Promise<Spawner> {
+    const o = resolveSpawnerOptions(options);
+    const euid = process.geteuid!();
+    const config = {
+      appPid: process.pid,
+      preload: o.preload,
+      preloadBase: o.preloadBase,
+      // Root inside each job maps to an unprivileged id outside: nobody for a root app, else the app's own.
+      outerUid: euid === 0 ? 65534 : euid,
+      outerGid: euid === 0 ? 65534 : process.getegid!(),
+      selfTest: o.selfTest,
+    };
+    const [appEnd, zygoteEnd] = native.socketPair();
+    let zygote: ChildProcess;
+    try {
+      zygote = spawn(process.execPath, [...zygoteFlags, zygoteMain, JSON.stringify(config)], {
+        stdio: ['ignore', 'ignore', 'pipe', zygoteEnd],
+        env: o.env,
+        cwd: '/',
+      });
+    } catch (e) {
+      native.close(appEnd);
+      native.close(zygoteEnd);
+      throw new StartError(`cannot spawn the zygote: ${(e as Error).message}`, 'spawn', { cause: e });
+    }
+    native.close(zygoteEnd);
+    let stderr = '';
+    zygote.stderr!.setEncoding('utf8');
+    zygote.stderr!.on('data', (s: string) => {
+      stderr = (stderr + s).slice(-16384);
+    });
+    const stderrTail = () => stderr;
+
+    let onEvent: (data: Buffer | null) => void = () => {};
+    const control = new native.MessageWatcher(appEnd, (data) => onEvent(data));
+    const hint = 'Run `npx nodespawner doctor` to check the host.';
+    let spawner: Spawner | undefined;
+    try {
+      const ready = await new Promise<Ready>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new StartError(`the zygote did not become ready within ${o.startTimeout} ms; stderr: ${stderr.slice(-2000)}`, 'timeout')), o.startTimeout);
+        const fail = (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        };
+        zygote.once('error', (e) => fail(new StartError(`cannot spawn the zygote: ${e.message}`, 'spawn', { cause: e })));
+        zygote.once('exit', (code, sig) =>
+          // Give the control socket a moment: a fatal report is more useful than the exit status.
+          setTimeout(() => fail(new StartError(`the zygote exited during start (${sig ?? `code ${code}`}); stderr: ${stderr.slice(-2000)}`, 'exit')), 50),
+        );
+        onEvent = (data) => {
+          if (data === null) return;
+          let ev;
+          try {
+            ev = decode(T.ZygoteEvent, data);
+          } catch (e) {
+            return fail(new StartError(`the zygote sent a malformed message: ${(e as Error).message}`, 'protocol'));
+          }
+          if (ev.fatal) return fail(new StartError(`the zygote could not start: ${ev.fatal.code}: ${ev.fatal.message}. ${hint}`, ev.fatal.code));
+          if (ev.ready) {
+            clearTimeout(timer);
+            resolve(ev.ready);
+          }
+        };
+      });
+      const info: ZygoteInfo = { ...ready, preloaded: [...ready.preloaded], rssBytes: i64(ready.rssBytes) };
+      spawner = new Spawner(o, zygote, appEnd, control, stderrTail, info);
+    } catch (e) {
+      control.close();
+      zygote.kill('SIGKILL');
+      throw e;
+    }
+    const s = spawner;
+    onEvent = (data) => {
+      if (data === null) s.zygoteGone('the zygote closed its control socket');
+    };
+    zygote.on('exit', (code, sig) => s.zygoteGone(`the zygote exited (${sig ?? `code ${code}`})`));
+    return s;
+  }
+
+  /** The zygote's pid. */
+  get pid(): number {
+    return this.info.pid;
+  }
+
+  /** Jobs waiting for a slot. */
+  get queued(): number {
+    return this.waiting;
+  }
+
+  /** Jobs running now. */
+  get active(): number {
+    return this.running.size;
+  }
+
+  /**
+   * Runs the default export of the ES module at `module` (an absolute path or file: URL) in a fresh
+   * sandboxed child, as `fn(args, ctx)`. Resolves with its result; rejects with a NodespawnerError.
+   */
+  run<V = unknown>(module: string | URL, args?: unknown, options?: RunOptions): Promise<RunResult<V>> {
+    let modulePath: string;
+    let payload: Buffer;
+    let o;
+    try {
+      modulePath = module instanceof URL || (typeof module === 'string' && module.startsWith('file:')) ? fileURLToPath(module) : (module as string);
+      if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw expected('module', 'an absolute path or a file: URL', module);
+      o = resolveRunOptions(options, this.options);
+      payload = encodePayload(args, o.inputs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (this.closed) return Promise.reject(new ClosedError());
+    if (this.gone) return Promise.reject(this.gone);
+    if (o.signal?.aborted) return Promise.reject(new AbortError(o.signal.reason));
+    if (this.waiting >= this.options.maxQueue) return Promise.reject(new QueueFullError(this.options.maxQueue));
+
+    const queuedAt = process.hrtime.bigint();
+    const signal = o.signal;
+    this.waiting++;
+    let started = false;
+    let cancelled: Error | null = null;
+    let job: Job | undefined;
+    return new Promise<RunResult<V>>((resolve, reject) => {
+      const cancelWaiting = (e: Error) => {
+        if (started || cancelled) return;
+        cancelled = e;
+        this.waiting--;
+        this.rejectWaiting.delete(cancelWaiting);
+        reject(e);
+      };
+      this.rejectWaiting.add(cancelWaiting);
+      const onAbort = () => (started ? job?.abort(signal!.reason) : cancelWaiting(new AbortError(signal!.reason)));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const cleanup = () => signal?.removeEventListener('abort', onAbort);
+      void this.queue.add(async () => {
+        if (cancelled) return;
+        started = true;
+        this.waiting--;
+        this.rejectWaiting.delete(cancelWaiting);
+        if (this.gone) {
+          cleanup();
+          return reject(this.gone);
+        }
+        job = new Job({
+          controlFd: this.controlFd,
+          id: this.nextId++,
+          modulePath,
+          hostname: this.options.sandbox.hostname,
+          cloneFlags: cloneAll(this.options.sandbox.network),
+          payload,
+          options: o,
+          queuedAt,
+        });
+        this.running.add(job);
+        try {
+          resolve((await job.start()) as RunResult<V>);
+        } catch (e) {
+          reject(e);
+        } finally {
+          this.running.delete(job);
+          cleanup();
+        }
+      });
+    });
+  }
+
+  private zygoteGone(why: string): void {
+    if (this.gone || this.closed) return;
+    this.gone = new ZygoteGoneError(`${why}; stderr: ${this.stderrTail().slice(-2000)}`);
+    this.control.close();
+    for (const job of this.running) job.kill(this.gone);
+    for (const reject of [...this.rejectWaiting]) reject(this.gone);
+    this.emit('zygoteExit', this.gone);
+  }
+
+  /**
+   * Rejects waiting jobs with ClosedError, kills running ones, ends the zygote, and resolves once
+   * every process and fd is gone.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closed = true;
+    for (const reject of [...this.rejectWaiting]) reject(new ClosedError());
+    const jobs = [...this.running];
+    for (const job of jobs) job.close();
+    await Promise.allSettled(jobs.map((j) => j.promise));
+    await this.queue.onIdle();
+    const exited = new Promise<void>((resolve) => {
+      if (this.zygote.exitCode !== null || this.zygote.signalCode !== null) return resolve();
+      this.zygote.once('exit', () => resolve());
+    });
+    this.control.close(); // EOF on the control socket: the zygote exits
+    const timer = setTimeout(() => this.zygote.kill('SIGKILL'), 2_000);
+    await exited;
+    clearTimeout(timer);
+    this.zygote.stderr?.destroy();
+  }
+}
+
+export { NodespawnerError };

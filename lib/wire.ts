@@ -1,0 +1,221 @@
+// Encoding of everything that crosses a process boundary. The structs are generated from
+// thrift/nodespawner.thrift (thrift/gen-js, never edited by hand); this file adds the typed facade,
+// a bounded decoder for bytes that come from a child, and the JS <-> Value conversion.
+import { createRequire } from 'node:module';
+import thrift from 'thrift';
+
+const require = createRequire(import.meta.url);
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+interface ThriftStruct {
+  read(input: any): void;
+  write(output: any): void;
+}
+type Ctor<T> = new (init?: Partial<T>) => T & ThriftStruct;
+
+export interface WireValue {
+  nullValue?: boolean | null;
+  undefinedValue?: boolean | null;
+  boolValue?: boolean | null;
+  numberValue?: number | null;
+  stringValue?: string | null;
+  listValue?: WireValue[] | null;
+  objectValue?: Array<{ key: string; value: WireValue }> | null;
+  bigintValue?: string | null;
+  bytesValue?: Buffer | null;
+}
+export interface JobPayload { jobArgs: WireValue; inputs: Record<string, Buffer> }
+export interface RunRequest { id: number; modulePath: string; hostname: string; cloneFlags: number }
+export interface JobError { name: string; message: string; stack?: string | null; code?: string | null }
+export interface Ready { pid: number; nodeVersion: string; threads: number; preloaded: string[]; rssBytes: unknown; selfTestMs: number }
+export interface Fatal { code: string; message: string }
+export interface ZygoteEvent { ready?: Ready | null; fatal?: Fatal | null }
+export interface Started { pid: number; receivedNs: unknown; forkedNs: unknown; releasedNs: unknown }
+export interface SetupFailed { step: string; syscall: string; errnum: number; detail?: string | null }
+export interface Exited { code: number; signal: number; userCpuUs: unknown; systemCpuUs: unknown; maxRssKb: unknown; exitedNs: unknown }
+export interface JobEvent { started?: Started | null; setupFailed?: SetupFailed | null; exited?: Exited | null }
+
+const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
+  Value: Ctor<WireValue>;
+  Entry: Ctor<{ key: string; value: WireValue }>;
+  JobPayload: Ctor<JobPayload>;
+  RunRequest: Ctor<RunRequest>;
+  JobError: Ctor<JobError>;
+  Ready: Ctor<Ready>;
+  Fatal: Ctor<Fatal>;
+  ZygoteEvent: Ctor<ZygoteEvent>;
+  JobEvent: Ctor<JobEvent>;
+};
+export const T = generated;
+
+/** Result-pipe framing: one tag byte, then the body. */
+export const ResultTag = { Table: 1, Value: 2, Error: 3 } as const;
+
+/** Thrift i64 fields arrive as node-int64 objects. */
+export function i64(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (v && typeof (v as { toNumber?: unknown }).toNumber === 'function') return (v as { toNumber(): number }).toNumber();
+  return Number(v);
+}
+
+export function encode<T>(Struct: Ctor<T>, fields: Partial<T>): Buffer {
+  let out: Buffer | undefined;
+  const transport = new (thrift as any).TFramedTransport(undefined, (framed: Buffer) => {
+    out = framed.subarray(4);
+  });
+  const protocol = new (thrift as any).TBinaryProtocol(transport);
+  new Struct(fields).write(protocol);
+  transport.flush();
+  return out!;
+}
+
+export interface DecodeLimits {
+  /** Structs decoded at most (each costs ~100 bytes of heap per byte-sized input). */
+  maxNodes: number;
+  /** Nesting depth at most. */
+  maxDepth: number;
+}
+
+export const defaultDecodeLimits: DecodeLimits = { maxNodes: 1_000_000, maxDepth: 64 };
+
+export class WireError extends Error {}
+
+/** TBinaryProtocol that refuses input whose shape could exhaust the reader's memory or stack. */
+class BoundedProtocol extends (thrift as any).TBinaryProtocol {
+  private depth = 0;
+  private nodes = 0;
+  constructor(transport: any, private readonly limits: DecodeLimits) {
+    super(transport);
+  }
+  readStructBegin() {
+    if (++this.depth > this.limits.maxDepth) throw new WireError(`nesting deeper than ${this.limits.maxDepth}`);
+    if (++this.nodes > this.limits.maxNodes) throw new WireError(`more than ${this.limits.maxNodes} values`);
+    return super.readStructBegin();
+  }
+  readStructEnd() {
+    this.depth--;
+    return super.readStructEnd();
+  }
+  private checkSize(size: number) {
+    const t = (this as any).trans;
+    const remaining = t.inBuf.length - t.readPos;
+    if (!Number.isInteger(size) || size < 0 || size > remaining) throw new WireError(`container of ${size} elements in ${remaining} bytes`);
+  }
+  readListBegin() {
+    const r = super.readListBegin();
+    this.checkSize(r.size);
+    return r;
+  }
+  readMapBegin() {
+    const r = super.readMapBegin();
+    this.checkSize(r.size);
+    return r;
+  }
+  readSetBegin() {
+    const r = super.readSetBegin();
+    this.checkSize(r.size);
+    return r;
+  }
+}
+
+/** Decodes bytes of unknown origin. Throws WireError on anything malformed or oversized. */
+export function decode<T>(Struct: Ctor<T>, bytes: Uint8Array, limits: DecodeLimits = defaultDecodeLimits): T {
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const transport = new (thrift as any).TFramedTransport(buf);
+  const protocol = new BoundedProtocol(transport, limits);
+  const out = new Struct();
+  try {
+    out.read(protocol);
+  } catch (err) {
+    if (err instanceof WireError) throw err;
+    throw new WireError(`malformed ${Struct.name}: ${(err as Error)?.message ?? String(err)}`);
+  }
+  if (transport.readPos !== buf.length) throw new WireError(`${buf.length - transport.readPos} trailing bytes after ${Struct.name}`);
+  return out;
+}
+
+// --- JS values <-> Value ------------------------------------------------------------------------
+
+const maxValueDepth = 64;
+
+function describe(x: unknown): string {
+  if (x === null) return 'null';
+  if (typeof x === 'object') return (x as object).constructor?.name ?? 'object with a null prototype';
+  return typeof x;
+}
+
+/**
+ * Converts a JSON-like value (plus undefined, bigint, Uint8Array) to its wire form. Throws a
+ * TypeError naming the path of anything else: functions, symbols, class instances, cycles.
+ */
+export function toWire(x: unknown, path = 'args', depth = 0, ancestors: object[] = []): WireValue {
+  // Instances, not plain objects: the generated writer does not convert list elements.
+  return new T.Value(toFields(x, path, depth, ancestors));
+}
+
+function toFields(x: unknown, path: string, depth: number, ancestors: object[]): WireValue {
+  if (depth > maxValueDepth) throw new TypeError(`Expected \`${path}\` to be nested at most ${maxValueDepth} deep`);
+  switch (typeof x) {
+    case 'undefined':
+      return { undefinedValue: true };
+    case 'boolean':
+      return { boolValue: x };
+    case 'number':
+      return { numberValue: x };
+    case 'string':
+      return { stringValue: x };
+    case 'bigint':
+      return { bigintValue: x.toString() };
+    case 'object': {
+      if (x === null) return { nullValue: true };
+      if (x instanceof Uint8Array) return { bytesValue: Buffer.from(x.buffer, x.byteOffset, x.byteLength) };
+      if (ancestors.includes(x)) throw new TypeError(`Expected \`${path}\` to be JSON-like, got a circular reference`);
+      ancestors.push(x);
+      try {
+        if (Array.isArray(x)) return { listValue: x.map((e, i) => toWire(e, `${path}[${i}]`, depth + 1, ancestors)) };
+        const proto = Object.getPrototypeOf(x);
+        if (proto !== Object.prototype && proto !== null) {
+          throw new TypeError(`Expected \`${path}\` to be JSON-like, got ${describe(x)}`);
+        }
+        return {
+          objectValue: Object.keys(x).map(
+            (key) => new T.Entry({ key, value: toWire((x as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, ancestors) }),
+          ),
+        };
+      } finally {
+        ancestors.pop();
+      }
+    }
+    default:
+      throw new TypeError(`Expected \`${path}\` to be JSON-like, got ${describe(x)}`);
+  }
+}
+
+/** Converts a decoded Value back to JS. Throws WireError unless exactly one field is set. */
+export function fromWire(v: WireValue): unknown {
+  let set = 0;
+  let out: unknown;
+  if (v.nullValue != null) { set++; out = null; }
+  if (v.undefinedValue != null) { set++; out = undefined; }
+  if (v.boolValue != null) { set++; out = v.boolValue; }
+  if (v.numberValue != null) { set++; out = v.numberValue; }
+  if (v.stringValue != null) { set++; out = v.stringValue; }
+  if (v.bigintValue != null) {
+    set++;
+    if (!/^-?\d{1,10000}$/.test(v.bigintValue)) throw new WireError('malformed bigint');
+    out = BigInt(v.bigintValue);
+  }
+  if (v.bytesValue != null) { set++; out = new Uint8Array(v.bytesValue); }
+  if (v.listValue != null) { set++; out = v.listValue.map(fromWire); }
+  if (v.objectValue != null) {
+    set++;
+    const o: Record<string, unknown> = {};
+    for (const { key, value } of v.objectValue) {
+      if (typeof key !== 'string' || value == null) throw new WireError('malformed object entry');
+      Object.defineProperty(o, key, { value: fromWire(value), enumerable: true, writable: true, configurable: true });
+    }
+    out = o;
+  }
+  if (set !== 1) throw new WireError(`a Value must have exactly one field set, got ${set}`);
+  return out;
+}

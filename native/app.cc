@@ -1,0 +1,210 @@
+// App-side primitives: sockets, pipes and memfds for a job, fd passing, and a libuv poll watcher
+// that delivers SOCK_SEQPACKET messages (with their fds) to JavaScript.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "fds.h"
+#include "napi_util.h"
+
+namespace ns {
+
+static Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError(info.Env(), "socketpair", errno);
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, sv[0]);
+  a.Set(1u, sv[1]);
+  return a;
+}
+
+static Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return ErrnoError(info.Env(), "pipe2", errno);
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(0u, p[0]);
+  a.Set(1u, p[1]);
+  return a;
+}
+
+// memfdFromBuffer(name, buffer): a sealed, read-only-content memfd holding the bytes.
+static Napi::Value MemfdFromBuffer(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsTypedArray())
+    return Usage(info.Env(), "memfdFromBuffer(name: string, data: Uint8Array): number");
+  std::string name = info[0].As<Napi::String>();
+  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return ErrnoError(info.Env(), "memfd_create", errno);
+  const uint8_t* p = data.Data();
+  size_t left = data.ByteLength();
+  while (left > 0) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      close(fd);
+      return ErrnoError(info.Env(), "write(memfd)", e);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+    int e = errno;
+    close(fd);
+    return ErrnoError(info.Env(), "fcntl(F_ADD_SEALS)", e);
+  }
+  lseek(fd, 0, SEEK_SET);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// memfdCreate(name): an empty, writable memfd (used where a writer must never block).
+static Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) return Usage(info.Env(), "memfdCreate(name: string): number");
+  std::string name = info[0].As<Napi::String>();
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (fd < 0) return ErrnoError(info.Env(), "memfd_create", errno);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// sendMessage(fd, data, fds): one datagram, fds attached by SCM_RIGHTS.
+static Napi::Value SendMessageJs(const Napi::CallbackInfo& info) {
+  const char* usage = "sendMessage(socket: number, data: Uint8Array, fds: number[]): void";
+  if (info.Length() < 3 || !IsFd(info[0]) || !info[1].IsTypedArray() || !info[2].IsArray()) return Usage(info.Env(), usage);
+  Napi::Array list = info[2].As<Napi::Array>();
+  if (list.Length() > kMaxMessageFds) return Usage(info.Env(), usage);
+  int fds[kMaxMessageFds];
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!IsFd(v)) return Usage(info.Env(), usage);
+    fds[i] = v.As<Napi::Number>().Int32Value();
+  }
+  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
+  int e = SendMessage(info[0].As<Napi::Number>().Int32Value(), data.Data(), data.ByteLength(), fds, static_cast<int>(list.Length()));
+  if (e != 0) return ErrnoError(info.Env(), "sendmsg", e);
+  return info.Env().Undefined();
+}
+
+static Napi::Value Close(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !IsFd(info[0])) return Usage(info.Env(), "close(fd: number): void");
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// pidfdSendSignal(pidfd, signal): true if sent, false if the process is already gone.
+static Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2 || !IsFd(info[0]) || !info[1].IsNumber()) return Usage(info.Env(), "pidfdSendSignal(pidfd: number, signal: number): boolean");
+  long r = syscall(SYS_pidfd_send_signal, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), nullptr, 0);
+  if (r == 0) return Napi::Boolean::New(info.Env(), true);
+  if (errno == ESRCH) return Napi::Boolean::New(info.Env(), false);
+  return ErrnoError(info.Env(), "pidfd_send_signal", errno);
+}
+
+// MessageWatcher(fd, onMessage): owns fd. onMessage(data: Buffer, fds: number[]) per datagram;
+// onMessage(null, []) once at EOF or error, after which the watcher is closed.
+class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "MessageWatcher", {InstanceMethod("close", &MessageWatcher::CloseJs)});
+  }
+
+  explicit MessageWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MessageWatcher>(info) {
+    if (info.Length() < 2 || !IsFd(info[0]) || !info[1].IsFunction()) {
+      Usage(info.Env(), "new MessageWatcher(fd: number, onMessage: (data: Buffer | null, fds: number[]) => void)");
+      return;
+    }
+    fd_ = info[0].As<Napi::Number>().Int32Value();
+    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    context_ = new Napi::AsyncContext(info.Env(), "nodespawner.MessageWatcher");
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(info.Env(), &loop);
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    int r = uv_poll_init(loop, poll_, fd_);
+    if (r == 0) r = uv_poll_start(poll_, UV_READABLE | UV_DISCONNECT, &MessageWatcher::OnPoll);
+    if (r != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      Napi::Error::New(info.Env(), std::string("uv_poll_start: ") + uv_strerror(r)).ThrowAsJavaScriptException();
+      return;
+    }
+    Ref();  // alive while polling, whatever JS holds
+  }
+
+  ~MessageWatcher() override {
+    delete context_;
+  }
+
+ private:
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
+    static_cast<MessageWatcher*>(handle->data)->Drain(status);
+  }
+
+  void Drain(int status) {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    std::vector<uint8_t> buf(kMaxMessage);
+    for (int i = 0; i < 64 && poll_ != nullptr; i++) {
+      int fds[kMaxMessageFds];
+      int nfds = 0;
+      bool truncated = false;
+      ssize_t n = RecvMessage(fd_, buf.data(), buf.size(), fds, &nfds, true, &truncated);
+      if (n == -EAGAIN) return;
+      if (n <= 0 || truncated) {
+        CloseFds(fds, nfds);
+        Deliver(env, nullptr, 0, nullptr, 0);
+        Stop();
+        return;
+      }
+      Deliver(env, buf.data(), static_cast<size_t>(n), fds, nfds);
+    }
+  }
+
+  void Deliver(Napi::Env env, const uint8_t* data, size_t len, const int* fds, int nfds) {
+    Napi::Array list = Napi::Array::New(env, nfds);
+    for (int i = 0; i < nfds; i++) list.Set(static_cast<uint32_t>(i), fds[i]);
+    Napi::Value payload = data == nullptr ? env.Null() : Napi::Buffer<uint8_t>::Copy(env, data, len).As<Napi::Value>();
+    callback_.MakeCallback(Value(), {payload, list}, *context_);
+  }
+
+  void Stop() {
+    if (poll_ == nullptr) return;
+    uv_poll_stop(poll_);
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+    close(fd_);
+    fd_ = -1;
+    Unref();
+  }
+
+  Napi::Value CloseJs(const Napi::CallbackInfo& info) {
+    Stop();
+    return info.Env().Undefined();
+  }
+
+  static constexpr size_t kMaxMessage = 65536;
+  int fd_ = -1;
+  uv_poll_t* poll_ = nullptr;
+  Napi::FunctionReference callback_;
+  Napi::AsyncContext* context_ = nullptr;
+};
+
+void RegisterApp(Napi::Env env, Napi::Object exports) {
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair));
+  exports.Set("pipe", Napi::Function::New(env, Pipe));
+  exports.Set("memfdFromBuffer", Napi::Function::New(env, MemfdFromBuffer));
+  exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
+  exports.Set("sendMessage", Napi::Function::New(env, SendMessageJs));
+  exports.Set("close", Napi::Function::New(env, Close));
+  exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal));
+  exports.Set("MessageWatcher", MessageWatcher::Define(env));
+}
+
+}  // namespace ns

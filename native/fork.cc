@@ -1,0 +1,173 @@
+#include "fork.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "child.h"
+#include "failure.h"
+#include "fds.h"
+#include "memory.h"
+#include "userns.h"
+#include "wire.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+namespace ns {
+
+int64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// --- JobEvent messages, written without allocation --------------------------------------------
+
+static void SendStarted(int statusFd, pid_t pid, int pidfd, int64_t receivedNs, int64_t forkedNs, int64_t releasedNs) {
+  WireWriter w;
+  w.BeginStruct(kStarted);
+  w.I32(1, pid);
+  w.I64(2, receivedNs);
+  w.I64(3, forkedNs);
+  w.I64(4, releasedNs);
+  w.EndStruct();
+  w.EndStruct();
+  SendMessage(statusFd, w.data(), w.size(), &pidfd, pidfd >= 0 ? 1 : 0);
+}
+
+static void SendSetupFailed(int statusFd, const Failure& f) {
+  WireWriter w;
+  w.BeginStruct(kSetupFailed);
+  w.String(1, f.step);
+  w.String(2, f.syscall);
+  w.I32(3, f.err);
+  w.String(4, f.detail);
+  w.EndStruct();
+  w.EndStruct();
+  SendMessage(statusFd, w.data(), w.size(), nullptr, 0);
+}
+
+static void SendExited(int statusFd, int status, const struct rusage& ru) {
+  WireWriter w;
+  w.BeginStruct(kExited);
+  w.I32(1, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  w.I32(2, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  w.I64(3, static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec);
+  w.I64(4, static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec);
+  w.I64(5, ru.ru_maxrss);
+  w.I64(6, MonotonicNs());
+  w.EndStruct();
+  w.EndStruct();
+  SendMessage(statusFd, w.data(), w.size(), nullptr, 0);
+}
+
+// --- the intermediate process ------------------------------------------------------------------
+
+[[noreturn]] static void FailIntermediate(int statusFd, const Failure& f) {
+  SendSetupFailed(statusFd, f);
+  _exit(0);
+}
+
+// Runs in the intermediate: single-threaded (glibc fork() ran the atfork handlers), still
+// privileged outside. Returns only in the job child, after Specialize() succeeded.
+static ForkOutcome RunIntermediate(const ForkRequest& r, pid_t zygote, int64_t forkedNs) {
+  Failure f;
+  // Die with the zygote.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != zygote) _exit(1);
+  close(r.controlFd);
+  // The zygote ignores SIGCHLD to have its intermediates reaped; we reap the job ourselves.
+  signal(SIGCHLD, SIG_DFL);
+  // A root zygote's supplementary groups would follow the job into its namespace.
+  if (geteuid() == 0 && setgroups(0, nullptr) != 0) {
+    Fail(&f, "drop supplementary groups", "setgroups", errno);
+    FailIntermediate(r.statusFd, f);
+  }
+  int sync[2], err[2];
+  if (pipe2(sync, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    Fail(&f, "handshake pipes", "pipe2", errno);
+    FailIntermediate(r.statusFd, f);
+  }
+  int pidfd = -1;
+  long pid = syscall(SYS_clone, r.cloneFlags | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr, 0);
+  if (pid == 0) {
+    close(sync[1]);
+    close(err[0]);
+    ChildPlan plan = {sync[0], r.statusFd, r.stdoutFd, r.stderrFd, r.hostname, r.loop};
+    if (!Specialize(plan, &f)) {
+      ssize_t ignored = write(err[1], &f, sizeof f);
+      (void)ignored;
+      _exit(127);
+    }
+    close(err[1]);  // EOF on the error pipe tells the intermediate that setup succeeded
+    return {0, 0, true};
+  }
+  if (pid < 0) {
+    Fail(&f, "clone", "clone", errno, "new user, pid, mount, net, uts, ipc and cgroup namespaces");
+    FailIntermediate(r.statusFd, f);
+  }
+  close(sync[0]);
+  close(err[1]);
+  close(r.stdoutFd);
+  close(r.stderrFd);
+  close(r.resultFd);
+  close(r.payloadFd);
+
+  bool mapped = WriteIdMapsFromParent(static_cast<pid_t>(pid), r.outerUid, r.outerGid, &f);
+  if (mapped) {
+    ssize_t ignored = write(sync[1], "G", 1);
+    (void)ignored;
+  } else {
+    SendSetupFailed(r.statusFd, f);
+  }
+  close(sync[1]);  // without the byte, the child reads EOF and exits
+  if (mapped) {
+    SendStarted(r.statusFd, static_cast<pid_t>(pid), pidfd, r.receivedNs, forkedNs, MonotonicNs());
+    ssize_t n;
+    do {
+      n = read(err[0], &f, sizeof f);
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(sizeof f)) {
+      f.step[sizeof f.step - 1] = f.syscall[sizeof f.syscall - 1] = f.detail[sizeof f.detail - 1] = '\0';
+      SendSetupFailed(r.statusFd, f);
+    }
+  }
+  if (pidfd >= 0) close(pidfd);
+  close(err[0]);
+  int status = 0;
+  struct rusage ru = {};
+  while (wait4(static_cast<pid_t>(pid), &status, 0, &ru) < 0 && errno == EINTR) {
+  }
+  SendExited(r.statusFd, status, ru);
+  _exit(0);
+}
+
+ForkOutcome ForkJob(const ForkRequest& r) {
+  MarkAddressSpaceDoFork();
+  pid_t zygote = getpid();
+  pid_t pid = fork();
+  if (pid == 0) return RunIntermediate(r, zygote, MonotonicNs());
+  int fds[] = {r.statusFd, r.stdoutFd, r.stderrFd, r.resultFd, r.payloadFd};
+  if (pid < 0) {
+    int e = errno;
+    Failure f;
+    Fail(&f, "fork", "fork", e, "the zygote could not fork an intermediate process");
+    SendSetupFailed(r.statusFd, f);
+    CloseFds(fds, 5);
+    return {-1, e, false};
+  }
+  CloseFds(fds, 5);
+  return {pid, 0, false};
+}
+
+}  // namespace ns

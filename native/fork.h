@@ -1,0 +1,36 @@
+// The zygote's side of a job: fork() an intermediate process, which clone()s the job into new
+// namespaces, maps its ids, releases it, reports to the app and reaps it.
+#pragma once
+#include <sys/types.h>
+#include <uv.h>
+
+#include <cstdint>
+
+namespace ns {
+
+struct ForkRequest {
+  int statusFd;   // SOCK_SEQPACKET to the app: JobEvent messages
+  int stdoutFd;   // pipe write ends
+  int stderrFd;
+  int resultFd;   // pipe write end for the job's result
+  int payloadFd;  // sealed memfd with the job's arguments and inputs
+  int controlFd;  // the zygote's control socket, closed in the intermediate
+  const char* hostname;
+  uid_t outerUid;  // root inside the job maps to these ids outside
+  gid_t outerGid;
+  unsigned long cloneFlags;  // CLONE_NEW* set, policy from the TypeScript side
+  int64_t receivedNs;
+  uv_loop_t* loop;
+};
+
+struct ForkOutcome {
+  pid_t pid;      // intermediate's pid in the zygote; 0 in the job child; -1 on failure
+  int err;        // errno of a failed fork()
+  bool inChild;   // true only in the job child, after Specialize succeeded
+};
+
+ForkOutcome ForkJob(const ForkRequest& r);
+
+int64_t MonotonicNs();
+
+}  // namespace ns

@@ -1,0 +1,160 @@
+// Zygote-side glue: the blocking control-socket read, the fork, and the child's exit.
+// Nothing here touches libuv handles: the zygote serves from a synchronous loop.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "fds.h"
+#include "fork.h"
+#include "napi_util.h"
+
+namespace ns {
+
+constexpr int kControlFdMin = 1000;
+
+// zygoteInit(controlFd, appPid): die with the app, reap intermediates automatically, and move the
+// control socket to a high CLOEXEC number. Returns the new control fd.
+static Napi::Value ZygoteInit(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2 || !IsFd(info[0]) || !info[1].IsNumber()) return Usage(info.Env(), "zygoteInit(controlFd: number, appPid: number): number");
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return ErrnoError(info.Env(), "prctl(PR_SET_PDEATHSIG)", errno);
+  if (getppid() != info[1].As<Napi::Number>().Int32Value()) {
+    Napi::Error::New(info.Env(), "the app process is gone").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  struct sigaction sa = {};
+  sa.sa_handler = SIG_IGN;
+  sa.sa_flags = SA_NOCLDWAIT;
+  if (sigaction(SIGCHLD, &sa, nullptr) != 0) return ErrnoError(info.Env(), "sigaction(SIGCHLD)", errno);
+  int fd = MoveFdAbove(info[0].As<Napi::Number>().Int32Value(), kControlFdMin);
+  if (fd < 0) return ErrnoError(info.Env(), "fcntl(F_DUPFD_CLOEXEC)", -fd);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// recvRequest(fd): blocks for one datagram. Returns {data, fds}, or null at EOF.
+static Napi::Value RecvRequest(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !IsFd(info[0])) return Usage(info.Env(), "recvRequest(fd: number): {data: Buffer, fds: number[]} | null");
+  static uint8_t buf[65536];
+  int fds[kMaxMessageFds];
+  int nfds = 0;
+  bool truncated = false;
+  ssize_t n = RecvMessage(info[0].As<Napi::Number>().Int32Value(), buf, sizeof buf, fds, &nfds, false, &truncated);
+  if (n < 0) return ErrnoError(info.Env(), "recvmsg", static_cast<int>(-n));
+  if (n == 0) return info.Env().Null();
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("data", Napi::Buffer<uint8_t>::Copy(info.Env(), buf, static_cast<size_t>(n)));
+  Napi::Array list = Napi::Array::New(info.Env(), nfds);
+  for (int i = 0; i < nfds; i++) list.Set(static_cast<uint32_t>(i), fds[i]);
+  out.Set("fds", list);
+  out.Set("truncated", Napi::Boolean::New(info.Env(), truncated));
+  out.Set("receivedNs", Napi::BigInt::New(info.Env(), static_cast<int64_t>(MonotonicNs())));
+  return out;
+}
+
+static int Int(const Napi::Object& o, const char* key, bool* ok) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) {
+    *ok = false;
+    return -1;
+  }
+  return v.As<Napi::Number>().Int32Value();
+}
+
+// forkJob({...}): see fork.h. In the zygote returns {pid}; in the job child {child: true}.
+static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
+  const char* usage =
+      "forkJob({statusFd, stdoutFd, stderrFd, resultFd, payloadFd, controlFd, hostname, outerUid, outerGid, cloneFlags, receivedNs})";
+  if (info.Length() < 1 || !info[0].IsObject()) return Usage(info.Env(), usage);
+  Napi::Object o = info[0].As<Napi::Object>();
+  bool ok = true;
+  ForkRequest r = {};
+  r.statusFd = Int(o, "statusFd", &ok);
+  r.stdoutFd = Int(o, "stdoutFd", &ok);
+  r.stderrFd = Int(o, "stderrFd", &ok);
+  r.resultFd = Int(o, "resultFd", &ok);
+  r.payloadFd = Int(o, "payloadFd", &ok);
+  r.controlFd = Int(o, "controlFd", &ok);
+  r.outerUid = static_cast<uid_t>(Int(o, "outerUid", &ok));
+  r.outerGid = static_cast<gid_t>(Int(o, "outerGid", &ok));
+  r.cloneFlags = static_cast<unsigned long>(Int(o, "cloneFlags", &ok));
+  Napi::Value hostname = o.Get("hostname");
+  Napi::Value received = o.Get("receivedNs");
+  if (!ok || !hostname.IsString() || !received.IsBigInt()) return Usage(info.Env(), usage);
+  std::string host = hostname.As<Napi::String>();
+  if (host.empty() || host.size() > 64) return Usage(info.Env(), usage);
+  bool lossless;
+  r.receivedNs = received.As<Napi::BigInt>().Int64Value(&lossless);
+  r.hostname = host.c_str();
+  napi_get_uv_event_loop(info.Env(), &r.loop);
+
+  ForkOutcome out = ForkJob(r);
+  Napi::Object result = Napi::Object::New(info.Env());
+  if (out.inChild) {
+    result.Set("child", Napi::Boolean::New(info.Env(), true));
+    return result;
+  }
+  result.Set("pid", Napi::Number::New(info.Env(), out.pid));
+  if (out.pid < 0) result.Set("errno", Napi::Number::New(info.Env(), out.err));
+  return result;
+}
+
+// listFds(): [[fd, target], ...] for the zygote's pre-fork fd check.
+static Napi::Value ListFds(const Napi::CallbackInfo& info) {
+  Napi::Array list = Napi::Array::New(info.Env());
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return ErrnoError(info.Env(), "opendir(/proc/self/fd)", errno);
+  int self = dirfd(d);
+  uint32_t i = 0;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = atoi(e->d_name);
+    if (fd == self) continue;
+    char target[512];
+    ssize_t n = readlinkat(self, e->d_name, target, sizeof target - 1);
+    target[n < 0 ? 0 : n] = '\0';
+    Napi::Array pair = Napi::Array::New(info.Env(), 2);
+    pair.Set(0u, fd);
+    pair.Set(1u, target);
+    list.Set(i++, pair);
+  }
+  closedir(d);
+  return list;
+}
+
+// exit(code): leave through _exit(), never through Node's shutdown (it joins threads that a
+// forked child does not have).
+static Napi::Value Exit(const Napi::CallbackInfo& info) {
+  int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  _exit(code & 0xff);
+}
+
+static Napi::Value GetPid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getpid()); }
+static Napi::Value GetPpid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getppid()); }
+
+void RegisterZygote(Napi::Env env, Napi::Object exports) {
+  exports.Set("zygoteInit", Napi::Function::New(env, ZygoteInit));
+  exports.Set("recvRequest", Napi::Function::New(env, RecvRequest));
+  exports.Set("forkJob", Napi::Function::New(env, ForkJobJs));
+  exports.Set("listFds", Napi::Function::New(env, ListFds));
+  exports.Set("exit", Napi::Function::New(env, Exit));
+  exports.Set("getpid", Napi::Function::New(env, GetPid));
+  exports.Set("getppid", Napi::Function::New(env, GetPpid));
+  Napi::Object clone = Napi::Object::New(env);
+  clone.Set("NEWUSER", CLONE_NEWUSER);
+  clone.Set("NEWPID", CLONE_NEWPID);
+  clone.Set("NEWNS", CLONE_NEWNS);
+  clone.Set("NEWNET", CLONE_NEWNET);
+  clone.Set("NEWUTS", CLONE_NEWUTS);
+  clone.Set("NEWIPC", CLONE_NEWIPC);
+  clone.Set("NEWCGROUP", CLONE_NEWCGROUP);
+  exports.Set("CLONE", clone);
+}
+
+}  // namespace ns

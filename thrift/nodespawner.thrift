@@ -1,0 +1,111 @@
+/*
+ * Everything that crosses a process boundary in nodespawner.
+ *
+ *   app ──RunRequest (control socket, + fds)──▶ zygote
+ *   app ──JobPayload (memfd)─────────────────▶ child
+ *   zygote/intermediate ──ZygoteEvent / JobEvent (sockets)──▶ app
+ *   child ──Value / JobError (result pipe, after a one-byte tag)──▶ app
+ *
+ * JS code is generated from this file by `npm run gen:thrift` and never edited by hand.
+ * native/wire.h writes the few JobEvent structs that the native intermediate process sends.
+ */
+namespace js nodespawner
+
+/** A JSON-like value, plus bigint, bytes and undefined. Exactly one field is set. */
+union Value {
+  1: bool nullValue
+  2: bool undefinedValue
+  3: bool boolValue
+  4: double numberValue
+  5: string stringValue
+  6: list<Value> listValue
+  7: list<Entry> objectValue
+  8: string bigintValue
+  9: binary bytesValue
+}
+
+/** One own enumerable property of an object, in order. */
+struct Entry {
+  1: required string key
+  2: required Value value
+}
+
+/** What a job receives: its arguments and its Arrow inputs (IPC stream bytes). */
+struct JobPayload {
+  1: required Value jobArgs
+  2: required map<string, binary> inputs
+}
+
+/** What the app asks the zygote for. The fds travel with it, in this order:
+ *  status socket, stdout pipe, stderr pipe, result pipe, payload memfd. */
+struct RunRequest {
+  1: required i32 id
+  2: required string modulePath
+  3: required string hostname
+  /** CLONE_NEW* flags for this job (policy is decided on the app side). */
+  4: required i32 cloneFlags
+}
+
+/** A job that threw: what the child saw. */
+struct JobError {
+  1: required string name
+  2: required string message
+  3: optional string stack
+  4: optional string code
+}
+
+/** The zygote is ready to serve. */
+struct Ready {
+  1: required i32 pid
+  2: required string nodeVersion
+  3: required i32 threads
+  4: required list<string> preloaded
+  5: required i64 rssBytes
+  6: required i32 selfTestMs
+}
+
+/** The zygote cannot serve and is about to exit. */
+struct Fatal {
+  1: required string code
+  2: required string message
+}
+
+union ZygoteEvent {
+  1: Ready ready
+  2: Fatal fatal
+}
+
+/** Sent by the native intermediate process on the job's status socket. */
+struct Started {
+  /** The child's pid in the zygote's PID namespace; its pidfd travels with this message. */
+  1: required i32 pid
+  /** Monotonic nanoseconds: request received, fork done, child released. */
+  2: required i64 receivedNs
+  3: required i64 forkedNs
+  4: required i64 releasedNs
+}
+
+/** A sandbox setup step failed in the child (or in the intermediate); the job never ran. */
+struct SetupFailed {
+  1: required string step
+  2: required string syscall
+  3: required i32 errnum
+  4: optional string detail
+}
+
+struct Exited {
+  /** Exit code, or -1 when killed by a signal. */
+  1: required i32 code
+  /** Signal number, or 0. */
+  2: required i32 signal
+  3: required i64 userCpuUs
+  4: required i64 systemCpuUs
+  5: required i64 maxRssKb
+  6: required i64 exitedNs
+}
+
+union JobEvent {
+  1: Started started
+  2: SetupFailed setupFailed
+  3: Exited exited
+}

@@ -1,0 +1,76 @@
+// The job child, after Specialize(): decode the payload, import the job through the linker, call
+// its default export, write the result, _exit(). Everything the app reads back is framed as
+// one tag byte + body on the result pipe.
+import fs from 'node:fs';
+import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { native } from '../lib/native.js';
+import { T, ResultTag, decode, encode, fromWire, toWire } from '../lib/wire.js';
+import type { RunRequest } from '../lib/wire.js';
+import type { Linker } from './linker.js';
+import { postForkChild } from './hygiene.js';
+
+export interface JobContext {
+  /** Arrow tables passed with `options.inputs`, by name. */
+  inputs: Record<string, Table>;
+  /** The request id (unique per Spawner). */
+  id: number;
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+}
+
+function writeFrame(fd: number, tag: number, body: Uint8Array): void {
+  writeAll(fd, Uint8Array.of(tag));
+  writeAll(fd, body);
+}
+
+function errorFields(err: unknown) {
+  if (err instanceof Error) {
+    const code = (err as Error & { code?: unknown }).code;
+    return { name: err.name, message: err.message, stack: err.stack ?? null, code: typeof code === 'string' ? code : null };
+  }
+  return { name: 'Error', message: `job threw a non-Error value: ${String(err)}`, stack: null, code: null };
+}
+
+export async function runChild(req: RunRequest, resultFd: number, payloadFd: number, linker: Linker): Promise<never> {
+  let settled = false;
+  const fail = (err: unknown, code = 1): never => {
+    if (!settled) {
+      settled = true;
+      try {
+        const fields = errorFields(err);
+        writeFrame(resultFd, ResultTag.Error, encode(T.JobError, fields));
+        fs.writeSync(2, `${fields.stack ?? `${fields.name}: ${fields.message}`}\n`);
+      } catch {
+        // the app has gone; nothing to report to
+      }
+    }
+    return native.exit(code);
+  };
+  postForkChild(fail, () => fail(new Error('the job returned a promise that never settled, and nothing else was pending'), 13));
+  try {
+    const payload = decode(T.JobPayload, fs.readFileSync(payloadFd));
+    fs.closeSync(payloadFd);
+    const args = fromWire(payload.jobArgs);
+    const inputs: Record<string, Table> = {};
+    for (const [name, ipc] of Object.entries(payload.inputs ?? {})) inputs[name] = tableFromIPC(ipc);
+    const ns = await linker.importFile(req.modulePath);
+    const main = ns.default;
+    if (typeof main !== 'function') {
+      throw new TypeError(`job module ${req.modulePath} must have a default export that is a function, got ${typeof main}`);
+    }
+    const ctx: JobContext = { inputs, id: req.id };
+    const result = await main(args, ctx);
+    if (result instanceof Table) {
+      writeFrame(resultFd, ResultTag.Table, tableToIPC(result, 'stream'));
+    } else {
+      writeFrame(resultFd, ResultTag.Value, encode(T.Value, toWire(result, 'result')));
+    }
+    settled = true;
+    return native.exit(0);
+  } catch (err) {
+    return fail(err);
+  }
+}

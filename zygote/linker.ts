@@ -1,0 +1,130 @@
+// An in-thread ESM linker for job modules (vm.SourceTextModule). Node 20 runs custom loader hooks
+// on a separate thread, which a forked child does not have; and a job outside the app's tree
+// could not resolve 'apache-arrow' through node_modules, or would load a second, cold copy.
+// Here every preloaded module is served by its bare name (and by its resolved file URL) from
+// the zygote's warm instance; everything else is loaded from disk through this same linker, so
+// that its own imports of preloaded modules are mapped too.
+import vm from 'node:vm';
+import fs from 'node:fs';
+import { createRequire, isBuiltin } from 'node:module';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+type Namespace = Record<string, unknown>;
+
+function synthetic(ns: Namespace, identifier: string): vm.Module {
+  const names = Object.keys(ns);
+  return new vm.SyntheticModule(names, function (this: vm.SyntheticModule) {
+    for (const n of names) this.setExport(n, ns[n]);
+  }, { identifier });
+}
+
+export class Linker {
+  /** Warm namespaces by bare name and by file URL; filled in the zygote before any fork. */
+  private readonly preloaded = new Map<string, Namespace>();
+  private readonly modules = new Map<string, Promise<vm.Module>>();
+  private readonly packageTypes = new Map<string, string>();
+
+  addPreloaded(names: string[], ns: Namespace): void {
+    for (const n of names) this.preloaded.set(n, ns);
+  }
+
+  preloadedNames(): string[] {
+    return [...this.preloaded.keys()];
+  }
+
+  /** Imports, links and evaluates the module at an absolute path; returns its namespace. */
+  async importFile(path: string): Promise<Namespace> {
+    const m = await this.moduleFor(pathToFileURL(path).href);
+    await this.ready(m);
+    return m.namespace as Namespace;
+  }
+
+  private async ready(m: vm.Module): Promise<void> {
+    if (m.status === 'unlinked') await m.link((spec, ref) => this.resolve(spec, ref.identifier));
+    if (m.status === 'linked') await m.evaluate();
+    if (m.status === 'errored') throw m.error;
+  }
+
+  private resolve(specifier: string, parentUrl: string): Promise<vm.Module> {
+    const warm = this.preloaded.get(specifier);
+    if (warm) return this.cached(`preload:${specifier}`, async () => synthetic(warm, specifier));
+    if (isBuiltin(specifier)) {
+      const name = specifier.startsWith('node:') ? specifier : `node:${specifier}`;
+      return this.cached(name, async () => synthetic((await import(name)) as Namespace, name));
+    }
+    let url: string;
+    if (/^(\.{0,2}\/|file:)/.test(specifier)) {
+      url = new URL(specifier, parentUrl).href;
+    } else {
+      // A bare name that was not preloaded: Node's own ESM resolution, from the importing file.
+      url = (import.meta as unknown as { resolve(s: string, p: string): string }).resolve(specifier, parentUrl);
+    }
+    return this.moduleFor(url);
+  }
+
+  private cached(key: string, make: () => Promise<vm.Module>): Promise<vm.Module> {
+    let p = this.modules.get(key);
+    if (!p) {
+      p = make();
+      this.modules.set(key, p);
+    }
+    return p;
+  }
+
+  private moduleFor(url: string): Promise<vm.Module> {
+    const warm = this.preloaded.get(url);
+    if (warm) return this.cached(`preload:${url}`, async () => synthetic(warm, url));
+    if (url.startsWith('node:')) return this.cached(url, async () => synthetic((await import(url)) as Namespace, url));
+    if (!url.startsWith('file:')) throw new Error(`cannot import ${url}: only file: and node: modules are supported in a job`);
+    return this.cached(url, async () => this.load(url));
+  }
+
+  private async load(url: string): Promise<vm.Module> {
+    const path = fileURLToPath(url);
+    const ext = extname(path);
+    if (ext === '.json') {
+      const value = JSON.parse(fs.readFileSync(path, 'utf8'));
+      return synthetic({ default: value }, url);
+    }
+    if (ext === '.cjs' || ext === '.node' || (ext !== '.mjs' && this.packageType(dirname(path)) !== 'module')) {
+      const exported = createRequire(path)(path);
+      const ns: Namespace = { default: exported };
+      if (exported && typeof exported === 'object') {
+        for (const k of Object.keys(exported)) if (k !== 'default') ns[k] = exported[k];
+      }
+      return synthetic(ns, url);
+    }
+    const source = fs.readFileSync(path, 'utf8');
+    return new vm.SourceTextModule(source, {
+      identifier: url,
+      initializeImportMeta(meta) {
+        Object.assign(meta, { url, filename: path, dirname: dirname(path) });
+      },
+      importModuleDynamically: (async (specifier: string) => {
+        const m = await this.resolve(specifier, url);
+        await this.ready(m);
+        return m;
+      }) as never,
+    });
+  }
+
+  /** The "type" of the nearest package.json, as Node decides whether a .js file is ESM. */
+  private packageType(dir: string): string {
+    const known = this.packageTypes.get(dir);
+    if (known !== undefined) return known;
+    let type = 'commonjs';
+    const pkg = join(dir, 'package.json');
+    if (fs.existsSync(pkg)) {
+      try {
+        type = JSON.parse(fs.readFileSync(pkg, 'utf8')).type === 'module' ? 'module' : 'commonjs';
+      } catch {
+        type = 'commonjs';
+      }
+    } else if (dirname(dir) !== dir) {
+      type = this.packageType(dirname(dir));
+    }
+    this.packageTypes.set(dir, type);
+    return type;
+  }
+}

@@ -1,0 +1,233 @@
+// The zygote: preload, warm up, prove that forks work, then serve run requests from a
+// synchronous loop (blocking read -> fork -> loop) so that no libuv handle exists while forking.
+//
+//   node --single-threaded ... dist/zygote/main.js '<config json>'   (control socket on fd 3)
+import fs from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import zlib from 'node:zlib';
+import crypto from 'node:crypto';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { native, packageRoot } from '../lib/native.js';
+import { T, ResultTag, decode, encode, fromWire } from '../lib/wire.js';
+import type { RunRequest } from '../lib/wire.js';
+import { Linker } from './linker.js';
+import { runChild } from './child.js';
+
+export interface ZygoteConfig {
+  appPid: number;
+  preload: string[];
+  /** Directory that bare preload names resolve from first (the app's cwd). */
+  preloadBase: string;
+  outerUid: number;
+  outerGid: number;
+  selfTest: boolean;
+}
+
+/** Always preloaded, from nodespawner's own dependencies: the instances the job runner uses. */
+const builtinPreloads = ['apache-arrow', 'thrift'];
+
+const fdsAtStart = new Map(native.listFds());
+const config = JSON.parse(process.argv[2] ?? '{}') as ZygoteConfig;
+const linker = new Linker();
+let control = -1;
+
+function fatal(code: string, message: string): never {
+  try {
+    native.sendMessage(control, encode(T.ZygoteEvent, { fatal: { code, message } }), []);
+  } catch {
+    process.stderr.write(`nodespawner zygote: ${code}: ${message}\n`);
+  }
+  return native.exit(70);
+}
+
+function resolvePreload(spec: string, bases: string[]): string {
+  if (spec.startsWith('/')) return pathToFileURL(spec).href;
+  if (spec.startsWith('file:')) return spec;
+  const errors: string[] = [];
+  for (const base of bases) {
+    try {
+      return (import.meta as unknown as { resolve(s: string, p: string): string }).resolve(spec, pathToFileURL(join(base, 'noop.js')).href);
+    } catch (err) {
+      errors.push(`from ${base}: ${(err as Error).message}`);
+    }
+  }
+  throw new Error(`cannot resolve ${JSON.stringify(spec)} (${errors.join('; ')})`);
+}
+
+async function preload(): Promise<string[]> {
+  const loaded: string[] = [];
+  const specs = [...builtinPreloads, ...config.preload.filter((s) => !builtinPreloads.includes(s))];
+  for (const spec of specs) {
+    const bases = builtinPreloads.includes(spec) ? [packageRoot] : [config.preloadBase, packageRoot];
+    let url: string;
+    let ns: Record<string, unknown>;
+    try {
+      url = resolvePreload(spec, bases);
+      ns = (await import(url)) as Record<string, unknown>;
+    } catch (err) {
+      fatal('PRELOAD_FAILED', `preload ${JSON.stringify(spec)} failed: ${(err as Error)?.stack ?? String(err)}`);
+    }
+    linker.addPreloaded([spec, url], ns);
+    loaded.push(spec);
+  }
+  return loaded;
+}
+
+/** Use the libuv threadpool once, so that the self-test proves forks work after the zygote did. */
+async function touchThreadpool(): Promise<void> {
+  await fs.promises.readFile('/proc/self/status');
+  await promisify(zlib.gzip)(Buffer.from('warm'));
+  await promisify(crypto.pbkdf2)('warm', 'salt', 1, 16, 'sha256');
+}
+
+interface JobFds {
+  status: number;
+  stdout: number;
+  stderr: number;
+  result: number;
+  payload: number;
+}
+
+/** Forks one job. Returns true in the job child (which then runs the job), false in the zygote. */
+function fork(req: RunRequest, fds: JobFds, receivedNs: bigint): boolean {
+  const out = native.forkJob({
+    statusFd: fds.status,
+    stdoutFd: fds.stdout,
+    stderrFd: fds.stderr,
+    resultFd: fds.result,
+    payloadFd: fds.payload,
+    controlFd: control,
+    hostname: req.hostname,
+    outerUid: config.outerUid,
+    outerGid: config.outerGid,
+    cloneFlags: req.cloneFlags,
+    receivedNs,
+  });
+  if ('child' in out) {
+    void runChild(req, fds.result, fds.payload, linker);
+    return true;
+  }
+  return false;
+}
+
+function readAllFrom(fd: number): Buffer {
+  const st = fs.fstatSync(fd);
+  const buf = Buffer.alloc(st.size);
+  if (st.size > 0) fs.readSync(fd, buf, 0, st.size, 0);
+  return buf;
+}
+
+/** Forks the self-test job and checks what it reports. Returns null in the self-test child. */
+function selfTest(): number | null {
+  const t0 = process.hrtime.bigint();
+  const [statusApp, statusZygote] = native.socketPair();
+  const stdout = native.memfdCreate('nodespawner-selftest-stdout');
+  const stderr = native.memfdCreate('nodespawner-selftest-stderr');
+  const result = native.memfdCreate('nodespawner-selftest-result');
+  const payload = native.memfdFromBuffer('nodespawner-selftest-payload', encode(T.JobPayload, { jobArgs: { nullValue: true }, inputs: {} }));
+  const keep = [fs.openSync(`/proc/self/fd/${stdout}`, 'r'), fs.openSync(`/proc/self/fd/${stderr}`, 'r'), fs.openSync(`/proc/self/fd/${result}`, 'r')];
+  const flags = Object.values(native.CLONE).reduce((a, b) => a | b, 0);
+  const req: RunRequest = { id: 0, modulePath: join(packageRoot, 'dist', 'zygote', 'selftest-job.js'), hostname: 'nodespawner', cloneFlags: flags };
+  if (fork(req, { status: statusZygote, stdout, stderr, result, payload }, t0)) return null;
+  let exited: { code: number; signal: number } | undefined;
+  let setup: string | undefined;
+  for (;;) {
+    const msg = native.recvRequest(statusApp);
+    if (msg === null) break;
+    msg.fds.forEach((fd) => native.close(fd));
+    const ev = decode(T.JobEvent, msg.data);
+    if (ev.setupFailed) setup = `${ev.setupFailed.step}: ${ev.setupFailed.syscall}: errno ${ev.setupFailed.errnum} ${ev.setupFailed.detail ?? ''}`;
+    if (ev.exited) exited = ev.exited;
+  }
+  native.close(statusApp);
+  const [out, err, res] = keep.map((fd) => {
+    const b = readAllFrom(fd);
+    fs.closeSync(fd);
+    return b;
+  });
+  const tail = err.toString('utf8').slice(-2000);
+  if (setup) fatal('SELF_TEST_FAILED', `the self-test child could not be set up: ${setup}`);
+  if (!exited || exited.code !== 0) {
+    fatal('SELF_TEST_FAILED', `the self-test child exited with ${exited ? `code ${exited.code} signal ${exited.signal}` : 'no status'}; stderr: ${tail}`);
+  }
+  if (res[0] !== ResultTag.Value) fatal('SELF_TEST_FAILED', `the self-test child returned no value; stdout: ${out.toString().slice(-500)} stderr: ${tail}`);
+  const report = fromWire(decode(T.Value, res.subarray(1))) as { checks: Record<string, string> };
+  const failed = Object.entries(report.checks).filter(([, v]) => v !== 'ok');
+  if (failed.length > 0) {
+    fatal('SELF_TEST_FAILED', `this Node build breaks forked children: ${failed.map(([k, v]) => `${k}: ${v}`).join('; ')}`);
+  }
+  return Number((process.hrtime.bigint() - t0) / 1_000_000n);
+}
+
+/** Android's preFork check: nothing a job could inherit beyond what Node itself opened. */
+function preForkChecks(): void {
+  for (const [fd, target] of native.listFds()) {
+    if (fd === control || fdsAtStart.has(fd)) continue;
+    fatal('PRELOAD_LEFT_FD', `file descriptor ${fd} (${target}) was opened while preloading and is still open: every job would inherit it. Close it in the preloaded module.`);
+  }
+  const resources = process.getActiveResourcesInfo();
+  if (resources.length > 0) {
+    fatal('PRELOAD_LEFT_HANDLES', `preloaded code left active resources (${resources.join(', ')}): every job would inherit them. Clear timers and close handles in the preloaded module.`);
+  }
+}
+
+/** One full GC before serving: children fault in far fewer pages. gc stays off the jobs' global. */
+function fullGc(): void {
+  v8.setFlagsFromString('--expose-gc');
+  (vm.runInNewContext('gc') as () => void)();
+}
+
+function threads(): number {
+  const m = /^Threads:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : -1;
+}
+
+function serve(): void {
+  for (;;) {
+    const msg = native.recvRequest(control);
+    if (msg === null) native.exit(0); // the app closed the control socket
+    const [status, stdout, stderr, result, payload] = msg.fds;
+    let req: RunRequest;
+    try {
+      if (msg.truncated || msg.fds.length !== 5) throw new Error(`expected 5 fds, got ${msg.fds.length}`);
+      req = decode(T.RunRequest, msg.data);
+    } catch {
+      // A malformed request from the app: dropping its fds closes its status socket.
+      msg.fds.forEach((fd) => native.close(fd));
+      continue;
+    }
+    if (fork(req, { status, stdout, stderr, result, payload }, msg.receivedNs)) return;
+  }
+}
+
+async function main(): Promise<void> {
+  try {
+    control = native.zygoteInit(3, config.appPid);
+  } catch (err) {
+    process.stderr.write(`nodespawner zygote: cannot start: ${(err as Error).message}\n`);
+    native.exit(70);
+  }
+  const preloaded = await preload();
+  await touchThreadpool();
+  let selfTestMs = -1;
+  if (config.selfTest) {
+    const ms = selfTest();
+    if (ms === null) return; // the self-test child
+    selfTestMs = ms;
+  }
+  fullGc();
+  preForkChecks();
+  native.sendMessage(
+    control,
+    encode(T.ZygoteEvent, {
+      ready: { pid: process.pid, nodeVersion: process.version, threads: threads(), preloaded, rssBytes: process.memoryUsage.rss(), selfTestMs },
+    }),
+    [],
+  );
+  serve();
+}
+
+void main();
