@@ -1,25 +1,29 @@
-// Post-fork hygiene in the job child, before any job code runs (Android's postForkChild).
+// Post-fork hygiene (Android's postForkChild). What can be prepared in the zygote is prepared
+// there once (installInZygote); the child only invalidates state copied from the zygote.
 import crypto from 'node:crypto';
 import { syncBuiltinESMExports } from 'node:module';
 import { native } from '../lib/native.js';
 
-/** Math.random drawing from the OS CSPRNG: V8's generator state was copied from the zygote. */
-function installRandom(): void {
-  const pool = new Uint32Array(1024);
-  let next = pool.length;
-  Math.random = function random(): number {
-    if (next + 2 > pool.length) {
-      crypto.randomFillSync(pool);
-      next = 0;
-    }
-    const hi = pool[next++] >>> 5; // 27 bits
-    const lo = pool[next++] >>> 6; // 26 bits
-    return (hi * 67108864 + lo) / 9007199254740992;
-  };
+const pool = new Uint32Array(1024);
+let next = pool.length;
+
+/** Math.random drawing from the OS CSPRNG: V8's generator state would be copied from the zygote. */
+function random(): number {
+  if (next + 2 > pool.length) {
+    crypto.randomFillSync(pool);
+    next = 0;
+  }
+  const hi = pool[next++] >>> 5; // 27 bits
+  const lo = pool[next++] >>> 6; // 26 bits
+  return (hi * 67108864 + lo) / 9007199254740992;
 }
 
-/** randomUUID without Node's entropy cache, which the zygote may have filled for every child. */
-function installRandomUUID(): void {
+/**
+ * Installed once in the zygote, before any fork: Math.random from the pool above, and randomUUID
+ * without Node's entropy cache (a cache filled in the zygote would repeat in every child).
+ */
+export function installInZygote(): void {
+  Math.random = random;
   const original = crypto.randomUUID;
   const fresh = (_options?: crypto.RandomUUIDOptions) => original({ disableEntropyCache: true });
   crypto.randomUUID = fresh;
@@ -49,6 +53,5 @@ function routeExits(onFatal: (err: unknown) => void, onUnsettled: () => void): v
 export function postForkChild(onFatal: (err: unknown) => void, onUnsettled: () => void): void {
   fixProcessIds();
   routeExits(onFatal, onUnsettled);
-  installRandom();
-  installRandomUUID();
+  next = pool.length; // the pool's bytes were copied from the zygote: never use them
 }

@@ -25,8 +25,17 @@ export class Linker {
   private readonly modules = new Map<string, Promise<vm.Module>>();
   private readonly packageTypes = new Map<string, string>();
 
-  addPreloaded(names: string[], ns: Namespace): void {
-    for (const n of names) this.preloaded.set(n, ns);
+  /** Registers a warm module; its synthetic module record is linked and evaluated here, once. */
+  async addPreloaded(names: string[], ns: Namespace): Promise<void> {
+    const m = synthetic(ns, names[0]);
+    await m.link(() => {
+      throw new Error('unreachable: synthetic modules have no imports');
+    });
+    await m.evaluate();
+    for (const n of names) {
+      this.preloaded.set(n, ns);
+      this.modules.set(`preload:${n}`, Promise.resolve(m));
+    }
   }
 
   preloadedNames(): string[] {
@@ -38,6 +47,21 @@ export class Linker {
     const m = await this.moduleFor(pathToFileURL(path).href);
     await this.ready(m);
     return m.namespace as Namespace;
+  }
+
+  /** Creates the module records of common builtins in the zygote, so children only link them. */
+  async warmBuiltins(names: string[]): Promise<void> {
+    for (const name of names) await this.ready(await this.resolve(`node:${name}`, 'file:///'));
+  }
+
+  /** Compiles, links and runs a module from source without caching it (zygote warm-up). */
+  async warmUp(source: string): Promise<void> {
+    const url = 'file:///nodespawner-warm-up.mjs';
+    const m = new vm.SourceTextModule(source, { identifier: url });
+    await m.link((spec, ref) => this.resolve(spec, ref.identifier));
+    await m.evaluate();
+    await (m.namespace as { default: (x: number) => Promise<unknown> }).default(1);
+    for (const key of [...this.modules.keys()]) if (!key.startsWith('preload:') && !key.startsWith('node:')) this.modules.delete(key);
   }
 
   private async ready(m: vm.Module): Promise<void> {

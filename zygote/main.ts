@@ -15,6 +15,8 @@ import { T, ResultTag, decode, encode, fromWire } from '../lib/wire.js';
 import type { RunRequest } from '../lib/wire.js';
 import { Linker } from './linker.js';
 import { runChild } from './child.js';
+import { warmUp } from './warmup.js';
+import { installInZygote } from './hygiene.js';
 
 export interface ZygoteConfig {
   appPid: number;
@@ -70,7 +72,7 @@ async function preload(): Promise<string[]> {
     } catch (err) {
       fatal('PRELOAD_FAILED', `preload ${JSON.stringify(spec)} failed: ${(err as Error)?.stack ?? String(err)}`);
     }
-    linker.addPreloaded([spec, url], ns);
+    await linker.addPreloaded([spec, url], ns);
     loaded.push(spec);
   }
   return loaded;
@@ -166,11 +168,11 @@ function selfTest(): number | null {
 function preForkChecks(): void {
   for (const [fd, target] of native.listFds()) {
     if (fd === control || fdsAtStart.has(fd)) continue;
-    fatal('PRELOAD_LEFT_FD', `file descriptor ${fd} (${target}) was opened while preloading and is still open: every job would inherit it. Close it in the preloaded module.`);
+    fatal('PRELOAD_LEFT_FD', `file descriptor ${fd} (${target}) was opened while preloading and is still open: every job would inherit it. Close it in the preloaded module`);
   }
   const resources = process.getActiveResourcesInfo();
   if (resources.length > 0) {
-    fatal('PRELOAD_LEFT_HANDLES', `preloaded code left active resources (${resources.join(', ')}): every job would inherit them. Clear timers and close handles in the preloaded module.`);
+    fatal('PRELOAD_LEFT_HANDLES', `preloaded code left active resources (${resources.join(', ')}): every job would inherit them. Clear timers and close handles in the preloaded module`);
   }
 }
 
@@ -210,8 +212,10 @@ async function main(): Promise<void> {
     process.stderr.write(`nodespawner zygote: cannot start: ${(err as Error).message}\n`);
     native.exit(70);
   }
+  installInZygote();
   const preloaded = await preload();
   await touchThreadpool();
+  await warmUp(linker);
   let selfTestMs = -1;
   if (config.selfTest) {
     const ms = selfTest();
