@@ -72,10 +72,20 @@ export class ResultTooLargeError extends NodespawnerError {
   }
 }
 
+/** What to check when a sandbox step fails for a reason that is about the host. */
+export function setupHint(step: string): string {
+  if (['clone', 'uid_map', 'gid_map', 'setgroups'].includes(step)) {
+    return '. This host does not let this user create user namespaces: check /proc/sys/user/max_user_namespaces ' +
+      '(must be > 0), kernel.unprivileged_userns_clone (Debian/Ubuntu), kernel.apparmor_restrict_unprivileged_userns ' +
+      "(Ubuntu 23.10+), and the container's seccomp profile (Docker's default blocks clone with namespace flags)";
+  }
+  return '';
+}
+
 /** A sandbox setup step failed before the job ran. */
 export class SandboxSetupError extends NodespawnerError {
   constructor(readonly step: string, readonly syscall: string, readonly errno: number, readonly errnoName: string, detail: string, details?: RunFailureDetails) {
-    super('ERR_SANDBOX_SETUP', `sandbox setup failed at ${step}: ${syscall}: ${errnoName}${detail ? ` (${detail})` : ''}`, details);
+    super('ERR_SANDBOX_SETUP', `sandbox setup failed at ${step}: ${syscall}: ${errnoName}${detail ? ` (${detail})` : ''}${setupHint(step)}`, details);
   }
 }
 

@@ -29,6 +29,8 @@ export interface ReceivedMessage {
 
 export interface MessageWatcher {
   close(): void;
+  /** The watcher alone does not keep the event loop alive. */
+  unref(): void;
 }
 
 export interface NativeBinding {

@@ -1,6 +1,7 @@
 // The app side: starts the zygote, queues runs (p-queue), and owns every job's lifecycle.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
@@ -35,6 +36,21 @@ export interface ZygoteInfo {
 const cloneAll = (network: boolean) =>
   native.CLONE.NEWUSER | native.CLONE.NEWPID | native.CLONE.NEWNS | native.CLONE.NEWUTS | native.CLONE.NEWIPC | native.CLONE.NEWCGROUP | (network ? 0 : native.CLONE.NEWNET);
 
+/** Whether `id` exists in this process's user namespace (a root app in a container may lack nobody). */
+function idMapped(kind: 'uid' | 'gid', id: number): boolean {
+  try {
+    return readFileSync(`/proc/self/${kind}_map`, 'utf8')
+      .trim()
+      .split('\n')
+      .some((line) => {
+        const [inside, , count] = line.trim().split(/\s+/).map(Number);
+        return id >= inside && id < inside + count;
+      });
+  } catch {
+    return false;
+  }
+}
+
 export class Spawner extends EventEmitter {
   private readonly queue: PQueue;
   private readonly running = new Set<Job>();
@@ -49,7 +65,7 @@ export class Spawner extends EventEmitter {
     private readonly options: ResolvedSpawnerOptions,
     private readonly zygote: ChildProcess,
     private readonly controlFd: number,
-    private readonly control: { close(): void },
+    private readonly control: { close(): void; unref(): void },
     private readonly stderrTail: () => string,
     /** What the zygote reported when it became ready. */
     readonly info: ZygoteInfo,
@@ -67,8 +83,8 @@ export class Spawner extends EventEmitter {
       preload: o.preload,
       preloadBase: o.preloadBase,
       // Root inside each job maps to an unprivileged id outside: nobody for a root app, else the app's own.
-      outerUid: euid === 0 ? 65534 : euid,
-      outerGid: euid === 0 ? 65534 : process.getegid!(),
+      outerUid: euid === 0 && idMapped('uid', 65534) ? 65534 : euid,
+      outerGid: euid === 0 && idMapped('gid', 65534) ? 65534 : process.getegid!(),
       selfTest: o.selfTest,
     };
     const [appEnd, zygoteEnd] = native.socketPair();
@@ -94,7 +110,7 @@ export class Spawner extends EventEmitter {
 
     let onEvent: (data: Buffer | null) => void = () => {};
     const control = new native.MessageWatcher(appEnd, (data) => onEvent(data));
-    const hint = 'Run `npx nodespawner doctor` to check the host.';
+    const hint = 'See the Requirements section of the nodespawner README.';
     let spawner: Spawner | undefined;
     try {
       const ready = await new Promise<Ready>((resolve, reject) => {
@@ -135,6 +151,10 @@ export class Spawner extends EventEmitter {
       if (data === null) s.zygoteGone('the zygote closed its control socket');
     };
     zygote.on('exit', (code, sig) => s.zygoteGone(`the zygote exited (${sig ?? `code ${code}`})`));
+    // An idle spawner does not keep the app alive (running jobs do); the zygote dies with the app.
+    control.unref();
+    zygote.unref();
+    (zygote.stderr as unknown as { unref(): void }).unref();
     return s;
   }
 

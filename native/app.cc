@@ -112,7 +112,8 @@ static Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info) {
 class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "MessageWatcher", {InstanceMethod("close", &MessageWatcher::CloseJs)});
+    return DefineClass(env, "MessageWatcher",
+                       {InstanceMethod("close", &MessageWatcher::CloseJs), InstanceMethod("unref", &MessageWatcher::UnrefJs)});
   }
 
   explicit MessageWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MessageWatcher>(info) {
@@ -182,6 +183,12 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
     close(fd_);
     fd_ = -1;
     Unref();
+  }
+
+  // unref(): this watcher alone does not keep the event loop alive.
+  Napi::Value UnrefJs(const Napi::CallbackInfo& info) {
+    if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
   }
 
   Napi::Value CloseJs(const Napi::CallbackInfo& info) {

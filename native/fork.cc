@@ -88,8 +88,9 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, pid_t zygote, int64_t f
   close(r.controlFd);
   // The zygote ignores SIGCHLD to have its intermediates reaped; we reap the job ourselves.
   signal(SIGCHLD, SIG_DFL);
-  // A root zygote's supplementary groups would follow the job into its namespace.
-  if (geteuid() == 0 && setgroups(0, nullptr) != 0) {
+  // A root zygote's supplementary groups would follow the job into its namespace. Where
+  // setgroups is denied (a root app inside a user namespace), they are the app's own: keep going.
+  if (geteuid() == 0 && setgroups(0, nullptr) != 0 && errno != EPERM) {
     Fail(&f, "drop supplementary groups", "setgroups", errno);
     FailIntermediate(r.statusFd, f);
   }

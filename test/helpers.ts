@@ -1,0 +1,158 @@
+// Shared by the test files: fixture paths, error expectations, and a view of /proc.
+import fs from 'node:fs';
+import { mkdtemp, chmod, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { packageRoot } from '../lib/native.js';
+import { NodespawnerError } from '../lib/index.js';
+
+export { packageRoot };
+
+/** Absolute path of a job module (or preload) in test/fixtures. */
+export function fixture(name: string): string {
+  return join(packageRoot, 'test', 'fixtures', name);
+}
+
+export const isRoot = process.geteuid!() === 0;
+
+/** Resolves with what `p` rejected with; fails the test if it resolved. */
+export async function rejection(p: Promise<unknown>): Promise<any> {
+  let value: unknown;
+  try {
+    value = await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error(`expected a rejection, but the promise resolved with ${safeJson(value)}`);
+}
+
+/** Awaits a rejection that is a NodespawnerError with `code`; returns the error. */
+export async function expectCode(p: Promise<unknown>, code: string): Promise<any> {
+  const e = await rejection(p);
+  expect(e, `expected ${code}, got: ${e?.stack ?? e}`).to.be.instanceOf(NodespawnerError);
+  expect(e.code, `expected ${code}, got ${e.code}: ${e.message}\nstderr: ${e.stderr}`).to.equal(code);
+  return e;
+}
+
+export function safeJson(x: unknown): string {
+  try {
+    return JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v)) ?? String(x);
+  } catch {
+    return String(x);
+  }
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` after `ms`. */
+export async function waitFor<T>(what: string, check: () => T | undefined | null | false, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  state: string;
+  /** Start time in clock ticks since boot: tells a process from a later one with the same pid. */
+  start: string;
+}
+
+export function procInfo(pid: number): ProcInfo | null {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name may contain spaces and parentheses: fields start after the last ')'.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { pid, state: rest[0], ppid: Number(rest[1]), start: rest[19] };
+}
+
+export function processTable(): Map<number, ProcInfo> {
+  const table = new Map<number, ProcInfo>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const info = procInfo(Number(name));
+    if (info) table.set(info.pid, info);
+  }
+  return table;
+}
+
+/** Live (not zombie) processes below `root`, with their depth (1 = child). */
+export function descendants(root: number): Array<ProcInfo & { depth: number }> {
+  const table = processTable();
+  const out: Array<ProcInfo & { depth: number }> = [];
+  for (const p of table.values()) {
+    if (p.state === 'Z' || p.pid === root) continue;
+    let depth = 1;
+    let cur = p;
+    const seen = new Set<number>();
+    while (cur.ppid !== root && cur.ppid > 1 && !seen.has(cur.ppid)) {
+      seen.add(cur.ppid);
+      const parent = table.get(cur.ppid);
+      if (!parent) break;
+      cur = parent;
+      depth++;
+    }
+    if (cur.ppid === root) out.push({ ...p, depth });
+  }
+  return out;
+}
+
+/** True while `p` (as seen earlier) still exists and is not a zombie. */
+export function stillAlive(p: ProcInfo): boolean {
+  const now = procInfo(p.pid);
+  return now !== null && now.start === p.start && now.state !== 'Z';
+}
+
+/**
+ * Waits until a job runs under the zygote `zygotePid` (its grandchild: zygote -> intermediate ->
+ * job) and returns the job's and the intermediate's process info.
+ */
+export async function runningJob(zygotePid: number): Promise<{ job: ProcInfo; intermediate: ProcInfo }> {
+  return waitFor('a job process under the zygote', () => {
+    const d = descendants(zygotePid);
+    const job = d.find((p) => p.depth === 2);
+    const intermediate = job && d.find((p) => p.pid === job.ppid);
+    return job && intermediate ? { job, intermediate } : null;
+  });
+}
+
+export function openFds(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      out.set(fd, fs.readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      // the directory's own fd, closed by now
+    }
+  }
+  return out;
+}
+
+/** A fresh directory in the temp dir that a job (mapped to another uid when the app is root) can read. */
+export async function tempDir(): Promise<{ path: string; write(name: string, text: string): Promise<string>; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), 'nodespawner-test-'));
+  await chmod(path, 0o755);
+  return {
+    path,
+    async write(name, text) {
+      const file = join(path, name);
+      await writeFile(file, text, { mode: 0o644 });
+      return file;
+    },
+    remove: () => rm(path, { recursive: true, force: true }),
+  };
+}
+
+/** Marks the running test as skipped, saying why (a skip must never be silent). */
+export function skipBecause(ctx: Mocha.Context, reason: string): never {
+  console.log(`      skipped: ${reason}`);
+  ctx.skip();
+}
