@@ -41,6 +41,7 @@ export interface NativeBinding {
   memfdCreate(name: string): number;
   sendMessage(socket: number, data: Uint8Array, fds: number[]): void;
   close(fd: number): void;
+  inheritableFds(): number[];
   pidfdSendSignal(pidfd: number, signal: number): boolean;
   MessageWatcher: new (fd: number, onMessage: (data: Buffer | null, fds: number[]) => void) => MessageWatcher;
   // zygote side

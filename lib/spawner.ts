@@ -86,6 +86,8 @@ export class Spawner extends EventEmitter {
       outerUid: euid === 0 && idMapped('uid', 65534) ? 65534 : euid,
       outerGid: euid === 0 && idMapped('gid', 65534) ? 65534 : process.getegid!(),
       selfTest: o.selfTest,
+      // Closed by the zygote first thing: no fd the app leaked by mistake may reach a job.
+      inheritedFds: native.inheritableFds().filter((fd) => fd > 3),
     };
     const [appEnd, zygoteEnd] = native.socketPair();
     let zygote: ChildProcess;

@@ -1,5 +1,6 @@
 // App-side primitives: sockets, pipes and memfds for a job, fd passing, and a libuv poll watcher
 // that delivers SOCK_SEQPACKET messages (with their fds) to JavaScript.
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -96,6 +97,24 @@ static Napi::Value Close(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !IsFd(info[0])) return Usage(info.Env(), "close(fd: number): void");
   close(info[0].As<Napi::Number>().Int32Value());
   return info.Env().Undefined();
+}
+
+// inheritableFds(): fds of this process without FD_CLOEXEC, above stderr. A spawned zygote
+// inherits them; it closes them before anything else so that no job ever can.
+static Napi::Value InheritableFds(const Napi::CallbackInfo& info) {
+  Napi::Array list = Napi::Array::New(info.Env());
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return ErrnoError(info.Env(), "opendir(/proc/self/fd)", errno);
+  uint32_t i = 0;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = atoi(e->d_name);
+    if (fd <= 2 || fd == dirfd(d)) continue;
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC) == 0) list.Set(i++, fd);
+  }
+  closedir(d);
+  return list;
 }
 
 // pidfdSendSignal(pidfd, signal): true if sent, false if the process is already gone.
@@ -210,6 +229,7 @@ void RegisterApp(Napi::Env env, Napi::Object exports) {
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
   exports.Set("sendMessage", Napi::Function::New(env, SendMessageJs));
   exports.Set("close", Napi::Function::New(env, Close));
+  exports.Set("inheritableFds", Napi::Function::New(env, InheritableFds));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal));
   exports.Set("MessageWatcher", MessageWatcher::Define(env));
 }

@@ -158,4 +158,18 @@ describe('fork safety', function () {
     const leaked = Object.entries(job).filter(([, t]) => t === inherited);
     expect(leaked, `the app's fd 5 (${inherited}) in the job`).to.deep.equal([]);
   });
+
+  it('a job cannot crash the zygote by writing into the pipes it holds', async function () {
+    const victim = await Spawner.start({ selfTest: false });
+    try {
+      let gone: unknown = null;
+      victim.on('zygoteExit', (e) => (gone = e));
+      await victim.run(fixture('hostile-fds.mjs')).catch(() => {}); // whatever becomes of the job itself
+      const after = await victim.run(fixture('echo.mjs'), 'still serving').catch((e) => e);
+      expect(gone, `the zygote died: ${(gone as Error | null)?.message}`).to.equal(null);
+      expect(after.value).to.deep.equal({ echo: 'still serving', kinds: {} });
+    } finally {
+      await victim.close();
+    }
+  });
 });

@@ -28,13 +28,16 @@ export interface ZygoteConfig {
   outerUid: number;
   outerGid: number;
   selfTest: boolean;
+  /** fds the app had without CLOEXEC when it spawned us: inherited by mistake, closed at once. */
+  inheritedFds: number[];
 }
 
 /** Always preloaded, from nodespawner's own dependencies: the instances the job runner uses. */
 const builtinPreloads = ['apache-arrow', 'thrift'];
 
-const fdsAtStart = new Map(native.listFds());
 const config = JSON.parse(process.argv[2] ?? '{}') as ZygoteConfig;
+for (const fd of config.inheritedFds ?? []) if (fd > 3) native.close(fd);
+const fdsAtStart = new Map(native.listFds());
 const linker = new Linker();
 let control = -1;
 
