@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Spawner, StartError } from '../lib/index.js';
-import { expectCode, fixture, isRoot, packageRoot, procInfo, rejection, skipBecause } from './helpers.js';
+import { expectCode, fixture, isRoot, packageRoot, procInfo, rejection, skipBecause, whyNobodyCannotRead } from './helpers.js';
 
 describe('Spawner.start', function () {
   let spawner: Spawner;
@@ -150,8 +150,10 @@ describe('Spawner.start on a kernel that refuses user namespaces', function () {
 
   it('inside a user namespace whose user.max_user_namespaces is 0: ERR_START naming the clone step', async function () {
     this.timeout(30_000);
-    for (const tool of ['/usr/bin/unshare', ...(isRoot ? ['/usr/bin/setpriv'] : [])]) {
-      if (!fs.existsSync(tool)) skipBecause(this, `${tool} is not installed`);
+    if (!fs.existsSync('/usr/bin/unshare')) skipBecause(this, '/usr/bin/unshare is not installed');
+    if (isRoot) {
+      const why = whyNobodyCannotRead([join(packageRoot, 'dist', 'lib', 'index.js'), join(packageRoot, 'build', 'Release', 'nodespawner.node')]);
+      if (why) skipBecause(this, why);
     }
     // The app runs unprivileged (as nobody when we are root) in a fresh user namespace in which
     // no further user namespace may be created; the limit is that namespace's own, not the host's.

@@ -204,9 +204,11 @@ describe('ERR_ZYGOTE_GONE', function () {
     process.kill(spawner.pid, 'SIGKILL');
     const e = await expectCode(run, 'ERR_ZYGOTE_GONE');
     expect(e).to.be.instanceOf(ZygoteGoneError);
+    // At once, whether or not the spawner has noticed yet, and later.
+    await expectCode(spawner.run(fixture('echo.mjs'), 1), 'ERR_ZYGOTE_GONE');
+    await waitFor("the spawner's zygoteExit event", () => emitted);
     expect(emitted).to.be.instanceOf(ZygoteGoneError);
     await waitFor('the orphaned job to die with the zygote', () => !stillAlive(job));
-    await expectCode(spawner.run(fixture('echo.mjs'), 1), 'ERR_ZYGOTE_GONE');
     await expectCode(spawner.run(fixture('echo.mjs'), 2), 'ERR_ZYGOTE_GONE');
   });
 });

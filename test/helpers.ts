@@ -1,5 +1,6 @@
 // Shared by the test files: fixture paths, error expectations, and a view of /proc.
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, chmod, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,18 @@ export function fixture(name: string): string {
 }
 
 export const isRoot = process.geteuid!() === 0;
+
+/** Whether `id` exists in this process's user namespace (always, outside any user namespace). */
+export function idMapped(kind: 'uid' | 'gid', id: number): boolean {
+  return fs
+    .readFileSync(`/proc/self/${kind}_map`, 'utf8')
+    .trim()
+    .split('\n')
+    .some((line) => {
+      const [inside, , count] = line.trim().split(/\s+/).map(Number);
+      return id >= inside && id < inside + count;
+    });
+}
 
 /** Resolves with what `p` rejected with; fails the test if it resolved. */
 export async function rejection(p: Promise<unknown>): Promise<any> {
@@ -149,6 +162,21 @@ export async function tempDir(): Promise<{ path: string; write(name: string, tex
     },
     remove: () => rm(path, { recursive: true, force: true }),
   };
+}
+
+/**
+ * Why user nobody (through setpriv, when we are root) cannot run node on these files, or null if
+ * it can: a checkout under a private home directory, for example.
+ */
+export function whyNobodyCannotRead(paths: string[]): string | null {
+  const setpriv = '/usr/bin/setpriv';
+  if (!fs.existsSync(setpriv)) return `${setpriv} is not installed`;
+  const r = spawnSync(setpriv, ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
+    'for (const p of JSON.parse(process.argv[1])) require("fs").accessSync(p, require("fs").constants.R_OK)', JSON.stringify(paths)], {
+    cwd: '/', encoding: 'utf8', timeout: 10_000,
+  });
+  if (r.status === 0) return null;
+  return `user nobody cannot run node on ${paths.join(', ')}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').find((l) => /Error|denied|EACCES/.test(l)) ?? r.stderr}`;
 }
 
 /** Marks the running test as skipped, saying why (a skip must never be silent). */

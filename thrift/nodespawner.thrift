@@ -36,6 +36,25 @@ struct JobPayload {
   2: required map<string, binary> inputs
 }
 
+/** One step of the child's filesystem plan (lib/sandbox.ts decides it; native/mounts.cc runs it). */
+struct MountOp {
+  /** 1 bind, 2 tmpfs, 3 proc, 4 device node (bind of a host device file) */
+  1: required i32 kind
+  /** Host path (binds and devices). */
+  2: required string source
+  /** Absolute path inside the job's root. */
+  3: required string target
+  4: required bool writable
+  /** tmpfs size limit. */
+  5: required i64 sizeBytes
+}
+
+/** A Landlock path-beneath rule: `path` (inside the job's root) and its allowed access bits. */
+struct LandlockRule {
+  1: required string path
+  2: required i64 access
+}
+
 /** What the app asks the zygote for. The fds travel with it, in this order:
  *  status socket, stdout pipe, stderr pipe, result pipe, payload memfd. */
 struct RunRequest {
@@ -44,6 +63,13 @@ struct RunRequest {
   3: required string hostname
   /** CLONE_NEW* flags for this job (policy is decided on the app side). */
   4: required i32 cloneFlags
+  /** The job's uid and gid inside its namespace (mapped to the zygote's outer ids). */
+  5: required i32 uid
+  6: required i32 gid
+  7: required list<MountOp> mounts
+  /** Landlock access bits the ruleset handles; 0 turns Landlock off. */
+  8: required i64 landlockHandled
+  9: required list<LandlockRule> landlock
 }
 
 /** A job that threw: what the child saw. */
@@ -62,6 +88,8 @@ struct Ready {
   4: required list<string> preloaded
   5: required i64 rssBytes
   6: required i32 selfTestMs
+  /** Highest Landlock ABI of the kernel, or a negative errno when Landlock is unavailable. */
+  7: required i32 landlockAbi
 }
 
 /** The zygote cannot serve and is about to exit. */

@@ -378,12 +378,209 @@ const JobPayload = module.exports.JobPayload = class {
   }
 
 };
+const MountOp = module.exports.MountOp = class {
+  constructor(args) {
+    this.kind = null;
+    this.source = null;
+    this.target = null;
+    this.writable = null;
+    this.sizeBytes = null;
+    if (args) {
+      if (args.kind !== undefined && args.kind !== null) {
+        this.kind = args.kind;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field kind is unset!');
+      }
+      if (args.source !== undefined && args.source !== null) {
+        this.source = args.source;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field source is unset!');
+      }
+      if (args.target !== undefined && args.target !== null) {
+        this.target = args.target;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field target is unset!');
+      }
+      if (args.writable !== undefined && args.writable !== null) {
+        this.writable = args.writable;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field writable is unset!');
+      }
+      if (args.sizeBytes !== undefined && args.sizeBytes !== null) {
+        this.sizeBytes = args.sizeBytes;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field sizeBytes is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I32) {
+          this.kind = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRING) {
+          this.source = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.STRING) {
+          this.target = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.BOOL) {
+          this.writable = input.readBool();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 5:
+        if (ftype == Thrift.Type.I64) {
+          this.sizeBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('MountOp');
+    if (this.kind !== null && this.kind !== undefined) {
+      output.writeFieldBegin('kind', Thrift.Type.I32, 1);
+      output.writeI32(this.kind);
+      output.writeFieldEnd();
+    }
+    if (this.source !== null && this.source !== undefined) {
+      output.writeFieldBegin('source', Thrift.Type.STRING, 2);
+      output.writeString(this.source);
+      output.writeFieldEnd();
+    }
+    if (this.target !== null && this.target !== undefined) {
+      output.writeFieldBegin('target', Thrift.Type.STRING, 3);
+      output.writeString(this.target);
+      output.writeFieldEnd();
+    }
+    if (this.writable !== null && this.writable !== undefined) {
+      output.writeFieldBegin('writable', Thrift.Type.BOOL, 4);
+      output.writeBool(this.writable);
+      output.writeFieldEnd();
+    }
+    if (this.sizeBytes !== null && this.sizeBytes !== undefined) {
+      output.writeFieldBegin('sizeBytes', Thrift.Type.I64, 5);
+      output.writeI64(this.sizeBytes);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const LandlockRule = module.exports.LandlockRule = class {
+  constructor(args) {
+    this.path = null;
+    this.access = null;
+    if (args) {
+      if (args.path !== undefined && args.path !== null) {
+        this.path = args.path;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field path is unset!');
+      }
+      if (args.access !== undefined && args.access !== null) {
+        this.access = args.access;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field access is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.path = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I64) {
+          this.access = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('LandlockRule');
+    if (this.path !== null && this.path !== undefined) {
+      output.writeFieldBegin('path', Thrift.Type.STRING, 1);
+      output.writeString(this.path);
+      output.writeFieldEnd();
+    }
+    if (this.access !== null && this.access !== undefined) {
+      output.writeFieldBegin('access', Thrift.Type.I64, 2);
+      output.writeI64(this.access);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const RunRequest = module.exports.RunRequest = class {
   constructor(args) {
     this.id = null;
     this.modulePath = null;
     this.hostname = null;
     this.cloneFlags = null;
+    this.uid = null;
+    this.gid = null;
+    this.mounts = null;
+    this.landlockHandled = null;
+    this.landlock = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -404,6 +601,31 @@ const RunRequest = module.exports.RunRequest = class {
         this.cloneFlags = args.cloneFlags;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cloneFlags is unset!');
+      }
+      if (args.uid !== undefined && args.uid !== null) {
+        this.uid = args.uid;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field uid is unset!');
+      }
+      if (args.gid !== undefined && args.gid !== null) {
+        this.gid = args.gid;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field gid is unset!');
+      }
+      if (args.mounts !== undefined && args.mounts !== null) {
+        this.mounts = Thrift.copyList(args.mounts, [ttypes.MountOp]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field mounts is unset!');
+      }
+      if (args.landlockHandled !== undefined && args.landlockHandled !== null) {
+        this.landlockHandled = args.landlockHandled;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field landlockHandled is unset!');
+      }
+      if (args.landlock !== undefined && args.landlock !== null) {
+        this.landlock = Thrift.copyList(args.landlock, [ttypes.LandlockRule]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field landlock is unset!');
       }
     }
   }
@@ -446,6 +668,59 @@ const RunRequest = module.exports.RunRequest = class {
           input.skip(ftype);
         }
         break;
+        case 5:
+        if (ftype == Thrift.Type.I32) {
+          this.uid = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 6:
+        if (ftype == Thrift.Type.I32) {
+          this.gid = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 7:
+        if (ftype == Thrift.Type.LIST) {
+          this.mounts = [];
+          const _rtmp318 = input.readListBegin();
+          const _size17 = _rtmp318.size || 0;
+          for (let _i19 = 0; _i19 < _size17; ++_i19) {
+            let elem20 = null;
+            elem20 = new ttypes.MountOp();
+            elem20.read(input);
+            this.mounts.push(elem20);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 8:
+        if (ftype == Thrift.Type.I64) {
+          this.landlockHandled = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 9:
+        if (ftype == Thrift.Type.LIST) {
+          this.landlock = [];
+          const _rtmp322 = input.readListBegin();
+          const _size21 = _rtmp322.size || 0;
+          for (let _i23 = 0; _i23 < _size21; ++_i23) {
+            let elem24 = null;
+            elem24 = new ttypes.LandlockRule();
+            elem24.read(input);
+            this.landlock.push(elem24);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -475,6 +750,45 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.cloneFlags !== null && this.cloneFlags !== undefined) {
       output.writeFieldBegin('cloneFlags', Thrift.Type.I32, 4);
       output.writeI32(this.cloneFlags);
+      output.writeFieldEnd();
+    }
+    if (this.uid !== null && this.uid !== undefined) {
+      output.writeFieldBegin('uid', Thrift.Type.I32, 5);
+      output.writeI32(this.uid);
+      output.writeFieldEnd();
+    }
+    if (this.gid !== null && this.gid !== undefined) {
+      output.writeFieldBegin('gid', Thrift.Type.I32, 6);
+      output.writeI32(this.gid);
+      output.writeFieldEnd();
+    }
+    if (this.mounts !== null && this.mounts !== undefined) {
+      output.writeFieldBegin('mounts', Thrift.Type.LIST, 7);
+      output.writeListBegin(Thrift.Type.STRUCT, this.mounts.length);
+      for (let iter25 in this.mounts) {
+        if (this.mounts.hasOwnProperty(iter25)) {
+          iter25 = this.mounts[iter25];
+          iter25.write(output);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.landlockHandled !== null && this.landlockHandled !== undefined) {
+      output.writeFieldBegin('landlockHandled', Thrift.Type.I64, 8);
+      output.writeI64(this.landlockHandled);
+      output.writeFieldEnd();
+    }
+    if (this.landlock !== null && this.landlock !== undefined) {
+      output.writeFieldBegin('landlock', Thrift.Type.LIST, 9);
+      output.writeListBegin(Thrift.Type.STRUCT, this.landlock.length);
+      for (let iter26 in this.landlock) {
+        if (this.landlock.hasOwnProperty(iter26)) {
+          iter26 = this.landlock[iter26];
+          iter26.write(output);
+        }
+      }
+      output.writeListEnd();
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -592,6 +906,7 @@ const Ready = module.exports.Ready = class {
     this.preloaded = null;
     this.rssBytes = null;
     this.selfTestMs = null;
+    this.landlockAbi = null;
     if (args) {
       if (args.pid !== undefined && args.pid !== null) {
         this.pid = args.pid;
@@ -622,6 +937,11 @@ const Ready = module.exports.Ready = class {
         this.selfTestMs = args.selfTestMs;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field selfTestMs is unset!');
+      }
+      if (args.landlockAbi !== undefined && args.landlockAbi !== null) {
+        this.landlockAbi = args.landlockAbi;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field landlockAbi is unset!');
       }
     }
   }
@@ -660,12 +980,12 @@ const Ready = module.exports.Ready = class {
         case 4:
         if (ftype == Thrift.Type.LIST) {
           this.preloaded = [];
-          const _rtmp318 = input.readListBegin();
-          const _size17 = _rtmp318.size || 0;
-          for (let _i19 = 0; _i19 < _size17; ++_i19) {
-            let elem20 = null;
-            elem20 = input.readString();
-            this.preloaded.push(elem20);
+          const _rtmp328 = input.readListBegin();
+          const _size27 = _rtmp328.size || 0;
+          for (let _i29 = 0; _i29 < _size27; ++_i29) {
+            let elem30 = null;
+            elem30 = input.readString();
+            this.preloaded.push(elem30);
           }
           input.readListEnd();
         } else {
@@ -682,6 +1002,13 @@ const Ready = module.exports.Ready = class {
         case 6:
         if (ftype == Thrift.Type.I32) {
           this.selfTestMs = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 7:
+        if (ftype == Thrift.Type.I32) {
+          this.landlockAbi = input.readI32();
         } else {
           input.skip(ftype);
         }
@@ -715,10 +1042,10 @@ const Ready = module.exports.Ready = class {
     if (this.preloaded !== null && this.preloaded !== undefined) {
       output.writeFieldBegin('preloaded', Thrift.Type.LIST, 4);
       output.writeListBegin(Thrift.Type.STRING, this.preloaded.length);
-      for (let iter21 in this.preloaded) {
-        if (this.preloaded.hasOwnProperty(iter21)) {
-          iter21 = this.preloaded[iter21];
-          output.writeString(iter21);
+      for (let iter31 in this.preloaded) {
+        if (this.preloaded.hasOwnProperty(iter31)) {
+          iter31 = this.preloaded[iter31];
+          output.writeString(iter31);
         }
       }
       output.writeListEnd();
@@ -732,6 +1059,11 @@ const Ready = module.exports.Ready = class {
     if (this.selfTestMs !== null && this.selfTestMs !== undefined) {
       output.writeFieldBegin('selfTestMs', Thrift.Type.I32, 6);
       output.writeI32(this.selfTestMs);
+      output.writeFieldEnd();
+    }
+    if (this.landlockAbi !== null && this.landlockAbi !== undefined) {
+      output.writeFieldBegin('landlockAbi', Thrift.Type.I32, 7);
+      output.writeI32(this.landlockAbi);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

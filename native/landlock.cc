@@ -1,0 +1,48 @@
+#include "landlock.h"
+
+#include <fcntl.h>
+#include <linux/landlock.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace ns {
+
+int LandlockAbi() {
+  long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  return abi < 0 ? -errno : static_cast<int>(abi);
+}
+
+bool RestrictFilesystem(uint64_t handledAccess, const std::vector<LandlockRule>& rules, Failure* f) {
+  if (handledAccess == 0) return true;
+  struct landlock_ruleset_attr attr = {};
+  attr.handled_access_fs = handledAccess;
+  int ruleset = static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0));
+  if (ruleset < 0) return Fail(f, "landlock", "landlock_create_ruleset", errno);
+  for (const LandlockRule& rule : rules) {
+    int fd = open(rule.path.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      close(ruleset);
+      return Fail(f, "landlock", "open(O_PATH)", e, rule.path.c_str());
+    }
+    struct landlock_path_beneath_attr beneath = {};
+    beneath.allowed_access = rule.access & handledAccess;
+    beneath.parent_fd = fd;
+    long r = syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
+    int e = errno;
+    close(fd);
+    if (r != 0) {
+      close(ruleset);
+      return Fail(f, "landlock", "landlock_add_rule", e, rule.path.c_str());
+    }
+  }
+  long r = syscall(SYS_landlock_restrict_self, ruleset, 0);
+  int e = errno;
+  close(ruleset);
+  if (r != 0) return Fail(f, "landlock", "landlock_restrict_self", e);
+  return true;
+}
+
+}  // namespace ns

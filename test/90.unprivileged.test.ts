@@ -1,0 +1,39 @@
+// The whole suite again, as an unprivileged app (user nobody), when we are root: the job's outer
+// uid, the id maps and every sandbox step differ between a root and an unprivileged app.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { isRoot, packageRoot, skipBecause, whyNobodyCannotRead } from './helpers.js';
+
+const setpriv = '/usr/bin/setpriv';
+
+describe('unprivileged app', function () {
+  it('passes the whole suite as user nobody', async function () {
+    this.timeout(170_000);
+    if (process.env.NODESPAWNER_TEST_NESTED) skipBecause(this, 'already the unprivileged re-run');
+    if (!isRoot) skipBecause(this, `running as uid ${process.geteuid!()}, not root: this run already is the unprivileged one`);
+    const mocha = join(packageRoot, 'node_modules', 'mocha', 'bin', 'mocha.js');
+    const why = whyNobodyCannotRead([mocha, join(packageRoot, 'dist', 'test', '00.wire.test.js'), join(packageRoot, 'build', 'Release', 'nodespawner.node'), join(packageRoot, 'test', 'fixtures', 'echo.mjs')]);
+    if (why) skipBecause(this, why);
+    const self = join('dist', 'test', '90.unprivileged.test.js');
+    const argv = ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, mocha, '--config', join(packageRoot, '.mocharc.json'), '--ignore', self, '--reporter', 'dot'];
+    const { code, signal, output } = await new Promise<{ code: number | null; signal: string | null; output: string }>((resolve) => {
+      const child = spawn(setpriv, argv, {
+        cwd: packageRoot,
+        env: { ...process.env, HOME: '/tmp', NODESPAWNER_TEST_NESTED: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (d) => (output += d));
+      child.stderr!.on('data', (d) => (output += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 160_000);
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal, output });
+      });
+    });
+    if (code !== 0) console.log(output);
+    expect(signal, 'the unprivileged run was killed').to.equal(null);
+    expect(code, 'the unprivileged run failed; its output is above').to.equal(0);
+  });
+});
