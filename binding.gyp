@@ -4,6 +4,10 @@
       "target_name": "nodespawner",
       "sources": [
         "native/addon.cc",
+        "native/caps.cc",
+        "native/landlock.cc",
+        "native/mounts.cc",
+        "native/seccomp.cc",
         "native/app.cc",
         "native/child.cc",
         "native/fds.cc",

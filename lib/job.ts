@@ -1,10 +1,10 @@
 // One job on the app side: its fds, what the child sends back (bounded), and the outcome.
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { RecordBatchReader, Table, tableToIPC } from 'apache-arrow';
 import { native } from './native.js';
 import { T, ResultTag, decode, encode, fromWire, i64, toWire } from './wire.js';
-import type { JobEvent } from './wire.js';
+import type { JobEvent, RunRequest } from './wire.js';
 import type { ResolvedRunOptions } from './options.js';
 import { expected } from './options.js';
 import {
@@ -64,7 +64,8 @@ export function encodePayload(args: unknown, inputs: Record<string, Table>): Buf
   return encode(T.JobPayload, { jobArgs: toWire(args), inputs: encodedInputs });
 }
 
-const signalNames = Object.fromEntries(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
+// First name wins: SIGABRT, not its alias SIGIOT.
+const signalNames = Object.fromEntries(Object.entries(osConstants.signals).reverse().map(([name, n]) => [n, name]));
 const errnoNames = Object.fromEntries(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
 /** Keeps the first `limit` bytes of a stream and counts the rest. */
@@ -97,8 +98,8 @@ export interface JobChannel {
   controlFd: number;
   id: number;
   modulePath: string;
-  hostname: string;
-  cloneFlags: number;
+  /** The sandbox part of the request (lib/sandbox.ts). */
+  sandbox: Omit<RunRequest, 'id' | 'modulePath'>;
   payload: Buffer;
   options: ResolvedRunOptions;
   queuedAt: bigint;
@@ -153,7 +154,7 @@ export class Job {
         fds.push(w);
       }
       fds.push(native.memfdFromBuffer(`nodespawner-job-${this.c.id}`, this.c.payload));
-      const request = encode(T.RunRequest, { id: this.c.id, modulePath: this.c.modulePath, hostname: this.c.hostname, cloneFlags: this.c.cloneFlags });
+      const request = encode(T.RunRequest, { id: this.c.id, modulePath: this.c.modulePath, ...this.c.sandbox });
       this.sentAt = process.hrtime.bigint();
       native.sendMessage(this.c.controlFd, request, fds);
     } catch (e) {
@@ -282,6 +283,7 @@ export class Job {
       } catch (e) {
         throw new InvalidOutputError(`job failed and its error report is malformed: ${(e as Error).message}`, details);
       }
+      if (remote.code === 'ERR_INVALID_OUTPUT') throw new InvalidOutputError(`job returned a value that cannot be sent back: ${remote.message}`, details);
       throw new JobFailedError(remote, details);
     }
     if (ex.code !== 0 || signal) {
@@ -299,11 +301,14 @@ export class Job {
     if (tag === ResultTag.Table) {
       let table: Table;
       try {
-        table = tableFromIPC(body);
+        // A stream must start with its schema; tableFromIPC would read no message as an empty table.
+        const reader = RecordBatchReader.from(body);
+        if (!reader.open().schema) throw new Error('no schema message');
+        table = new Table(reader.readAll());
+        if (table.schema.fields.length === 0 && reader.schema.fields.length !== 0) throw new Error('schema lost');
       } catch (e) {
         throw new InvalidOutputError(`job returned a malformed Arrow table: ${(e as Error).message}`, details);
       }
-      if (!(table instanceof Table)) throw new InvalidOutputError('job returned a malformed Arrow table', details);
       return { ...base, table };
     }
     if (tag === ResultTag.Value) {

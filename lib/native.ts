@@ -17,6 +17,12 @@ export interface ForkJobRequest {
   outerUid: number;
   outerGid: number;
   cloneFlags: number;
+  uid: number;
+  gid: number;
+  mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number }>;
+  landlockHandled: number;
+  landlock: Array<{ path: string; access: number }>;
+  seccomp: Uint8Array;
   receivedNs: bigint;
 }
 
@@ -50,6 +56,7 @@ export interface NativeBinding {
   forkJob(request: ForkJobRequest): { pid: number; errno?: number } | { child: true };
   listFds(): Array<[number, string]>;
   exit(code: number): never;
+  landlockAbi(): number;
   getpid(): number;
   getppid(): number;
   CLONE: { NEWUSER: number; NEWPID: number; NEWNS: number; NEWNET: number; NEWUTS: number; NEWIPC: number; NEWCGROUP: number };

@@ -2,6 +2,8 @@
 //   Expected `timeout` to be a positive finite number, got `-1` (number)
 import { availableParallelism } from 'node:os';
 import type { Table } from 'apache-arrow';
+import { checkBindable } from './sandbox.js';
+import type { SandboxPolicy } from './sandbox.js';
 
 export interface SandboxOptions {
   /**
@@ -14,6 +16,25 @@ export interface SandboxOptions {
    * @default 'nodespawner'
    */
   hostname?: string;
+  /**
+   * Size limit of the job's writable /tmp (a tmpfs), in bytes.
+   * @default 64 MiB
+   */
+  tmpSize?: number;
+  /** Host paths (absolute, existing) bound read-only into every job's root at the same path. @default [] */
+  readOnlyPaths?: string[];
+  /** Host paths (absolute, existing) bound writable into every job's root at the same path. @default [] */
+  writablePaths?: string[];
+  /**
+   * Give each job its own root (tmpfs + pivot_root) holding only what it needs. Turning a layer
+   * off weakens the sandbox: it is for tests and debugging.
+   * @default true
+   */
+  filesystem?: boolean;
+  /** Landlock as a second filesystem layer, where the kernel has it. @default true */
+  landlock?: boolean;
+  /** The seccomp syscall filter. @default true */
+  seccomp?: boolean;
 }
 
 export interface SpawnerOptions {
@@ -62,7 +83,7 @@ export interface ResolvedSpawnerOptions {
   maxStdout: number;
   maxStderr: number;
   maxResultBytes: number;
-  sandbox: Required<SandboxOptions>;
+  sandbox: SandboxPolicy;
   env: Record<string, string>;
   startTimeout: number;
   selfTest: boolean;
@@ -71,7 +92,7 @@ export interface ResolvedSpawnerOptions {
 function show(x: unknown): string {
   let s: string;
   try {
-    s = typeof x === 'bigint' ? `${x}n` : typeof x === 'string' ? x : JSON.stringify(x) ?? String(x);
+    s = typeof x === 'bigint' ? `${x}n` : typeof x === 'string' || typeof x === 'number' ? String(x) : JSON.stringify(x) ?? String(x);
   } catch {
     s = String(x);
   }
@@ -114,8 +135,15 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   }
   const sandbox = o.sandbox ?? {};
   if (typeof sandbox !== 'object' || sandbox === null) throw expected('sandbox', 'an object', sandbox);
-  onlyKeys('sandbox.', sandbox, ['network', 'hostname']);
-  if (sandbox.network !== undefined && typeof sandbox.network !== 'boolean') throw expected('sandbox.network', 'a boolean', sandbox.network);
+  onlyKeys('sandbox.', sandbox, ['network', 'hostname', 'tmpSize', 'readOnlyPaths', 'writablePaths', 'filesystem', 'landlock', 'seccomp']);
+  for (const k of ['network', 'filesystem', 'landlock', 'seccomp'] as const) {
+    if (sandbox[k] !== undefined && typeof sandbox[k] !== 'boolean') throw expected(`sandbox.${k}`, 'a boolean', sandbox[k]);
+  }
+  const paths = (name: 'readOnlyPaths' | 'writablePaths') => {
+    const v = sandbox[name] ?? [];
+    if (!Array.isArray(v)) throw expected(`sandbox.${name}`, 'an array of absolute paths', v);
+    return v.map((p) => checkBindable(`sandbox.${name}`, p));
+  };
   const hostname = sandbox.hostname ?? 'nodespawner';
   if (typeof hostname !== 'string' || !hostnamePattern.test(hostname)) throw expected('sandbox.hostname', 'a hostname of 1 to 63 letters, digits and hyphens', hostname);
   const env = o.env ?? {};
@@ -132,7 +160,16 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
     maxStdout: integer('maxStdout', o.maxStdout, 2 ** 20),
     maxStderr: integer('maxStderr', o.maxStderr, 2 ** 20),
     maxResultBytes: integer('maxResultBytes', o.maxResultBytes, 64 * 2 ** 20),
-    sandbox: { network: sandbox.network ?? false, hostname },
+    sandbox: {
+      network: sandbox.network ?? false,
+      hostname,
+      tmpSize: integer('sandbox.tmpSize', sandbox.tmpSize, 64 * 2 ** 20),
+      readOnlyPaths: paths('readOnlyPaths'),
+      writablePaths: paths('writablePaths'),
+      filesystem: sandbox.filesystem ?? true,
+      landlock: sandbox.landlock ?? true,
+      seccomp: sandbox.seccomp ?? true,
+    },
     env: { ...env },
     startTimeout: positive('startTimeout', o.startTimeout, 60_000),
     selfTest: o.selfTest ?? true,

@@ -12,6 +12,7 @@ import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
 import { AbortError, ClosedError, NodespawnerError, QueueFullError, StartError, ZygoteGoneError } from './errors.js';
 import { Job, encodePayload } from './job.js';
+import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } from './sandbox.js';
 import type { RunResult } from './job.js';
 
 const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
@@ -31,10 +32,12 @@ export interface ZygoteInfo {
   preloaded: string[];
   rssBytes: number;
   selfTestMs: number;
+  /** The kernel's Landlock ABI (0 or negative: unavailable; jobs then run without that layer). */
+  landlockAbi: number;
+  /** Files of the preloaded modules; their packages are bound read-only into every job. */
+  preloadedFiles: string[];
 }
 
-const cloneAll = (network: boolean) =>
-  native.CLONE.NEWUSER | native.CLONE.NEWPID | native.CLONE.NEWNS | native.CLONE.NEWUTS | native.CLONE.NEWIPC | native.CLONE.NEWCGROUP | (network ? 0 : native.CLONE.NEWNET);
 
 /** Whether `id` exists in this process's user namespace (a root app in a container may lack nobody). */
 function idMapped(kind: 'uid' | 'gid', id: number): boolean {
@@ -60,6 +63,7 @@ export class Spawner extends EventEmitter {
   private gone: ZygoteGoneError | null = null;
   private closing: Promise<void> | null = null;
   private readonly rejectWaiting = new Set<(e: Error) => void>();
+  private readonly preloadDirs: string[];
 
   private constructor(
     private readonly options: ResolvedSpawnerOptions,
@@ -72,6 +76,7 @@ export class Spawner extends EventEmitter {
   ) {
     super();
     this.queue = new PQueue({ concurrency: options.concurrency });
+    this.preloadDirs = [...new Set(info.preloadedFiles.map(packageDirOf))];
   }
 
   /** Starts a zygote: preloads modules, self-tests forking, and resolves once it serves. */
@@ -88,6 +93,7 @@ export class Spawner extends EventEmitter {
       selfTest: o.selfTest,
       // Closed by the zygote first thing: no fd the app leaked by mistake may reach a job.
       inheritedFds: native.inheritableFds().filter((fd) => fd > 3),
+      seccomp: '',
     };
     const [appEnd, zygoteEnd] = native.socketPair();
     let zygote: ChildProcess;
@@ -141,7 +147,16 @@ export class Spawner extends EventEmitter {
           }
         };
       });
-      const info: ZygoteInfo = { ...ready, preloaded: [...ready.preloaded], rssBytes: i64(ready.rssBytes) };
+      const info: ZygoteInfo = {
+        pid: ready.pid,
+        nodeVersion: ready.nodeVersion,
+        threads: ready.threads,
+        preloaded: [...ready.preloaded],
+        rssBytes: i64(ready.rssBytes),
+        selfTestMs: ready.selfTestMs,
+        landlockAbi: ready.landlockAbi,
+        preloadedFiles: [...ready.preloadedFiles],
+      };
       spawner = new Spawner(o, zygote, appEnd, control, stderrTail, info);
     } catch (e) {
       control.close();
@@ -227,8 +242,7 @@ export class Spawner extends EventEmitter {
           controlFd: this.controlFd,
           id: this.nextId++,
           modulePath,
-          hostname: this.options.sandbox.hostname,
-          cloneFlags: cloneAll(this.options.sandbox.network),
+          sandbox: this.sandboxRequest(modulePath),
           payload,
           options: o,
           queuedAt,
@@ -244,6 +258,22 @@ export class Spawner extends EventEmitter {
         }
       });
     });
+  }
+
+  /** The sandbox half of a RunRequest: policy is decided here, the child only executes it. */
+  private sandboxRequest(modulePath: string) {
+    const policy = this.options.sandbox;
+    const mounts = mountPlan(policy, modulePath, this.preloadDirs);
+    const landlock = policy.landlock ? landlockRules(mounts, this.info.landlockAbi) : { handled: 0, rules: [] };
+    return {
+      hostname: policy.hostname,
+      cloneFlags: cloneFlags(policy.network),
+      uid: jobUid,
+      gid: jobGid,
+      mounts: mounts.map((m) => new T.MountOp(m)),
+      landlockHandled: landlock.handled,
+      landlock: landlock.rules.map((r) => new T.LandlockRule(r)),
+    };
   }
 
   private zygoteGone(why: string): void {

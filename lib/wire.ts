@@ -25,9 +25,19 @@ export interface WireValue {
   bytesValue?: Buffer | null;
 }
 export interface JobPayload { jobArgs: WireValue; inputs: Record<string, Buffer> }
-export interface RunRequest { id: number; modulePath: string; hostname: string; cloneFlags: number }
+export interface RunRequest {
+  id: number;
+  modulePath: string;
+  hostname: string;
+  cloneFlags: number;
+  uid: number;
+  gid: number;
+  mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number }>;
+  landlockHandled: unknown;
+  landlock: Array<{ path: string; access: unknown }>;
+}
 export interface JobError { name: string; message: string; stack?: string | null; code?: string | null }
-export interface Ready { pid: number; nodeVersion: string; threads: number; preloaded: string[]; rssBytes: unknown; selfTestMs: number }
+export interface Ready { pid: number; nodeVersion: string; threads: number; preloaded: string[]; rssBytes: unknown; selfTestMs: number; landlockAbi: number; preloadedFiles: string[] }
 export interface Fatal { code: string; message: string }
 export interface ZygoteEvent { ready?: Ready | null; fatal?: Fatal | null }
 export interface Started { pid: number; receivedNs: unknown; forkedNs: unknown; releasedNs: unknown }
@@ -40,6 +50,8 @@ const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
   Entry: Ctor<{ key: string; value: WireValue }>;
   JobPayload: Ctor<JobPayload>;
   RunRequest: Ctor<RunRequest>;
+  MountOp: Ctor<RunRequest['mounts'][number]>;
+  LandlockRule: Ctor<RunRequest['landlock'][number]>;
   JobError: Ctor<JobError>;
   Ready: Ctor<Ready>;
   Fatal: Ctor<Fatal>;
@@ -47,6 +59,9 @@ const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
   JobEvent: Ctor<JobEvent>;
 };
 export const T = generated;
+
+/** The generated classes are anonymous: name them for error messages. */
+const structNames = new Map<unknown, string>(Object.entries(generated).map(([name, ctor]) => [ctor, name]));
 
 /** Result-pipe framing: one tag byte, then the body. */
 export const ResultTag = { Table: 1, Value: 2, Error: 3 } as const;
@@ -128,9 +143,9 @@ export function decode<T>(Struct: Ctor<T>, bytes: Uint8Array, limits: DecodeLimi
     out.read(protocol);
   } catch (err) {
     if (err instanceof WireError) throw err;
-    throw new WireError(`malformed ${Struct.name}: ${(err as Error)?.message ?? String(err)}`);
+    throw new WireError(`malformed ${structNames.get(Struct)}: ${(err as Error)?.message ?? String(err)}`);
   }
-  if (transport.readPos !== buf.length) throw new WireError(`${buf.length - transport.readPos} trailing bytes after ${Struct.name}`);
+  if (transport.readPos !== buf.length) throw new WireError(`${buf.length - transport.readPos} trailing bytes after ${structNames.get(Struct)}`);
   return out;
 }
 
@@ -172,7 +187,12 @@ function toFields(x: unknown, path: string, depth: number, ancestors: object[]):
       if (ancestors.includes(x)) throw new TypeError(`Expected \`${path}\` to be JSON-like, got a circular reference`);
       ancestors.push(x);
       try {
-        if (Array.isArray(x)) return { listValue: x.map((e, i) => toWire(e, `${path}[${i}]`, depth + 1, ancestors)) };
+        if (Array.isArray(x)) {
+          // A loop, not map(): holes in sparse arrays become undefined.
+          const list: WireValue[] = [];
+          for (let i = 0; i < x.length; i++) list.push(toWire(x[i], `${path}[${i}]`, depth + 1, ancestors));
+          return { listValue: list };
+        }
         const proto = Object.getPrototypeOf(x);
         if (proto !== Object.prototype && proto !== null) {
           throw new TypeError(`Expected \`${path}\` to be JSON-like, got ${describe(x)}`);

@@ -3,9 +3,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
+
+#include "caps.h"
+#include "seccomp.h"
 
 namespace ns {
 
@@ -20,10 +24,11 @@ static bool WaitForParent(int syncFd, Failure* f) {
   return true;
 }
 
-static bool BecomeRootInside(Failure* f) {
-  // Root inside the namespace is the unprivileged outer id that the parent mapped.
-  if (setresgid(0, 0, 0) != 0) return Fail(f, "become root inside", "setresgid", errno);
-  if (setresuid(0, 0, 0) != 0) return Fail(f, "become root inside", "setresuid", errno);
+static bool BecomeJobUser(uid_t uid, gid_t gid, Failure* f) {
+  // Neither our old ids nor these are root of the new namespace, so the capabilities we hold in
+  // it stay until DropPrivileges(); files we create from here on belong to a mapped id.
+  if (setresgid(gid, gid, gid) != 0) return Fail(f, "become the job user", "setresgid", errno);
+  if (setresuid(uid, uid, uid) != 0) return Fail(f, "become the job user", "setresuid", errno);
   return true;
 }
 
@@ -42,11 +47,15 @@ static bool SetHostname(const char* name, Failure* f) {
   return true;
 }
 
-static bool SetupStdio(const ChildPlan& p, Failure* f) {
+static bool SetupStdin(Failure* f) {
   int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null < 0) return Fail(f, "stdio", "open", errno, "/dev/null");
   if (dup2(null, 0) < 0) return Fail(f, "stdio", "dup2", errno, "stdin");
   close(null);
+  return true;
+}
+
+static bool SetupStdoutStderr(const ChildPlan& p, Failure* f) {
   if (dup2(p.stdoutFd, 1) < 0) return Fail(f, "stdio", "dup2", errno, "stdout");
   if (dup2(p.stderrFd, 2) < 0) return Fail(f, "stdio", "dup2", errno, "stderr");
   close(p.stdoutFd);
@@ -54,7 +63,7 @@ static bool SetupStdio(const ChildPlan& p, Failure* f) {
   return true;
 }
 
-static bool CloseInheritedFds(const ChildPlan& p, Failure* f) {
+static bool CloseStatusSocket(const ChildPlan& p, Failure* f) {
   // The control socket was closed by the intermediate before clone(); the status socket is the
   // intermediate's channel to the app and must never be reachable from job code.
   if (close(p.statusFd) != 0) return Fail(f, "close inherited fds", "close", errno, "status socket");
@@ -62,25 +71,89 @@ static bool CloseInheritedFds(const ChildPlan& p, Failure* f) {
 }
 
 static bool ReinitEventLoop(uv_loop_t* loop, Failure* f) {
-  // libuv re-creates its epoll fd, async eventfd and signal pipe, and re-arms inherited watchers.
+  // libuv re-creates this loop's epoll fd, async eventfd and signal pipe, and re-arms watchers.
   int r = uv_loop_fork(loop);
   if (r != 0) return Fail(f, "event loop", "uv_loop_fork", -r);
   return true;
 }
 
+// Whatever is still open and is the very kernel object the zygote holds (the pipes, eventfds and
+// epoll fds of Node's other event loops, whose threads the child does not have) is replaced by
+// /dev/null: a job must not reach into the zygote, yet a stray write by Node to one of them
+// must still succeed rather than abort the child.
+static bool NeutralizeZygoteFds(const ChildPlan& p, Failure* f) {
+  // Every epoll fd and eventfd shares one anonymous inode, so identity cannot tell the loop's
+  // fresh fds from the zygote's: they are named here instead.
+  const uv_loop_t* l = p.loop;
+  const int fresh[] = {l->backend_fd, l->async_io_watcher.fd, l->async_wfd, l->signal_pipefd[0], l->signal_pipefd[1], l->inotify_fd};
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) return Fail(f, "close inherited fds", "open", errno, "/dev/null");
+  for (const FdIdentity& z : *p.zygoteFds) {
+    if (z.fd <= 2 || z.fd == p.resultFd || z.fd == p.payloadFd || z.fd == null) continue;
+    bool ours = false;
+    for (int fd : fresh) ours = ours || fd == z.fd;
+    if (ours) continue;
+    struct stat st;
+    if (fstat(z.fd, &st) != 0 || st.st_dev != z.dev || st.st_ino != z.ino) continue;
+    if (dup3(null, z.fd, O_CLOEXEC) < 0) return Fail(f, "close inherited fds", "dup3", errno);
+  }
+  close(null);
+  return true;
+}
+
+// The job is PID 1 of its namespace, and the kernel ignores a signal that PID 1 sends itself
+// unless it has a handler: abort() or process.kill(process.pid, 'SIGTERM') would not end it. For
+// the signals whose default is to terminate, a handler writes the signal number to the
+// intermediate, which kills the job from outside and reports that signal. Faults (SIGSEGV,
+// SIGBUS, SIGILL, SIGFPE) are left to V8 and the kernel: a real fault is forced and kills PID 1.
+static int noteFd = -1;
+
+static void OnFatalSignal(int sig) {
+  unsigned char b = static_cast<unsigned char>(sig);
+  ssize_t ignored = write(noteFd, &b, 1);
+  (void)ignored;
+  for (;;) pause();
+}
+
+static bool ForwardFatalSignals(int fd, Failure* f) {
+  static const int kSignals[] = {SIGABRT, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2, SIGALRM, SIGVTALRM,
+                                 SIGPROF, SIGXCPU, SIGXFSZ, SIGSYS, SIGTRAP, SIGPWR, SIGSTKFLT};
+  noteFd = fd;
+  struct sigaction sa = {};
+  sa.sa_handler = OnFatalSignal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : kSignals) {
+    if (sigaction(sig, &sa, nullptr) != 0) return Fail(f, "signals", "sigaction", errno);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  if (sigprocmask(SIG_SETMASK, &none, nullptr) != 0) return Fail(f, "signals", "sigprocmask", errno);
+  return true;
+}
+
 bool Specialize(const ChildPlan& p, Failure* f) {
-  // Before the maps exist we are the overflow uid: nothing privileged works yet.
+  // Before the maps exist we are the overflow uid: nothing that creates files works yet.
   RETURN_ON_FAILURE(SetParentDeathSignal(f));
   RETURN_ON_FAILURE(WaitForParent(p.syncFd, f));
-  RETURN_ON_FAILURE(BecomeRootInside(f));
+  RETURN_ON_FAILURE(BecomeJobUser(p.uid, p.gid, f));
   // setresuid() clears PR_SET_PDEATHSIG: set it again.
   RETURN_ON_FAILURE(SetParentDeathSignal(f));
   RETURN_ON_FAILURE(NewSession(f));
+  RETURN_ON_FAILURE(ForwardFatalSignals(p.noteFd, f));
   RETURN_ON_FAILURE(SetHostname(p.hostname, f));
-  RETURN_ON_FAILURE(SetupStdio(p, f));
-  RETURN_ON_FAILURE(CloseInheritedFds(p, f));
-  // Last: libuv's fresh fds must not be closed by any step above.
+  RETURN_ON_FAILURE(SetupStdoutStderr(p, f));
+  RETURN_ON_FAILURE(CloseStatusSocket(p, f));
+  // The job's own root; the host's is detached.
+  RETURN_ON_FAILURE(SetupFilesystem(*p.mounts, f));
+  // fds that open /dev/null do it inside the new root; libuv's own before everything shared.
+  RETURN_ON_FAILURE(SetupStdin(f));
   RETURN_ON_FAILURE(ReinitEventLoop(p.loop, f));
+  RETURN_ON_FAILURE(NeutralizeZygoteFds(p, f));
+  // Privileges last among the steps that need them; Landlock needs no_new_privs (set here).
+  RETURN_ON_FAILURE(DropPrivileges(p.uid, p.gid, f));
+  RETURN_ON_FAILURE(RestrictFilesystem(p.landlockHandled, *p.landlock, f));
+  // Last: from here on only the syscalls the policy allows.
+  RETURN_ON_FAILURE(InstallSeccomp(*p.seccomp, f));
   return true;
 }
 

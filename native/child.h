@@ -1,8 +1,15 @@
 // The child's side of a job: everything between clone() and the return to JavaScript.
 #pragma once
+#include <sys/types.h>
 #include <uv.h>
 
+#include <cstdint>
+#include <vector>
+
 #include "failure.h"
+#include "fds.h"
+#include "landlock.h"
+#include "mounts.h"
 
 namespace ns {
 
@@ -11,8 +18,18 @@ struct ChildPlan {
   int statusFd;    // the job's status socket: the intermediate's, never the job's
   int stdoutFd;    // pipe write ends from the app
   int stderrFd;
+  int resultFd;    // kept for the job runner
+  int payloadFd;
+  int noteFd;      // write end: a fatal signal the job sent itself (see ForwardFatalSignals)
   const char* hostname;
+  uid_t uid;       // the job's ids inside its namespace
+  gid_t gid;
   uv_loop_t* loop;
+  const std::vector<FdIdentity>* zygoteFds;  // what the zygote had open when it forked
+  const std::vector<MountOp>* mounts;
+  uint64_t landlockHandled;
+  const std::vector<LandlockRule>* landlock;
+  const std::vector<uint8_t>* seccomp;
 };
 
 // The ordered list of setup steps. Allocates nothing and throws nothing.

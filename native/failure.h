@@ -2,7 +2,7 @@
 // Plain data (no allocation) so it can cross from the child to the intermediate through a pipe.
 #pragma once
 #include <cerrno>
-#include <cstdio>
+#include <cstddef>
 #include <cstring>
 
 namespace ns {
@@ -14,11 +14,18 @@ struct Failure {
   char detail[128];
 };
 
+// Copies at most n-1 bytes and terminates: details (paths) are cut, never overflowed.
+inline void CopyCut(char* dst, size_t n, const char* src) {
+  size_t i = 0;
+  for (; i + 1 < n && src[i] != '\0'; i++) dst[i] = src[i];
+  dst[i] = '\0';
+}
+
 inline bool Fail(Failure* f, const char* step, const char* syscall, int err, const char* detail = "") {
-  snprintf(f->step, sizeof f->step, "%s", step);
-  snprintf(f->syscall, sizeof f->syscall, "%s", syscall);
+  CopyCut(f->step, sizeof f->step, step);
+  CopyCut(f->syscall, sizeof f->syscall, syscall);
   f->err = err;
-  snprintf(f->detail, sizeof f->detail, "%s", detail);
+  CopyCut(f->detail, sizeof f->detail, detail);
   return false;
 }
 

@@ -1,6 +1,9 @@
 #include "fds.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <cstdlib>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -70,6 +73,21 @@ int MoveFdAbove(int fd, int min) {
   if (moved < 0) return -errno;
   close(fd);
   return moved;
+}
+
+std::vector<FdIdentity> OpenFdIdentities() {
+  std::vector<FdIdentity> out;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return out;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    int fd = atoi(e->d_name);
+    struct stat st;
+    if (fd == dirfd(d) || fstat(fd, &st) != 0) continue;
+    out.push_back({fd, st.st_dev, st.st_ino});
+  }
+  closedir(d);
+  return out;
 }
 
 void CloseFds(const int* fds, int n) {

@@ -2,6 +2,7 @@
 #pragma once
 #include <sys/types.h>
 #include <cstddef>
+#include <vector>
 
 namespace ns {
 
@@ -18,5 +19,15 @@ ssize_t RecvMessage(int sock, void* buf, size_t cap, int* fds, int* nfds, bool n
 int MoveFdAbove(int fd, int min);
 
 void CloseFds(const int* fds, int n);
+
+// An open fd and the kernel object behind it.
+struct FdIdentity {
+  int fd;
+  dev_t dev;
+  ino_t ino;
+};
+
+// Every fd of this process with its identity (reads /proc/self/fd; allocates: call before fork).
+std::vector<FdIdentity> OpenFdIdentities();
 
 }  // namespace ns

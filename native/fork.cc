@@ -1,6 +1,7 @@
 #include "fork.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <grp.h>
 #include <sched.h>
 #include <signal.h>
@@ -74,6 +75,28 @@ static void SendExited(int statusFd, int status, const struct rusage& ru) {
 
 // --- the intermediate process ------------------------------------------------------------------
 
+// Waits until the job exits or reports a fatal signal it sent itself (PID 1 cannot die of that
+// on its own); in the second case kills it. Returns the noted signal, or 0.
+static int WaitForExitOrNote(int pidfd, int noteFd) {
+  if (pidfd < 0) return 0;
+  int noted = 0;
+  for (;;) {
+    struct pollfd fds[2] = {{pidfd, POLLIN, 0}, {noted == 0 ? noteFd : -1, POLLIN, 0}};
+    int n = poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) return noted;
+    if ((fds[1].revents & POLLIN) != 0) {
+      unsigned char sig = 0;
+      if (read(noteFd, &sig, 1) == 1 && sig > 0 && sig < 65) {
+        noted = sig;
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+      }
+    } else if ((fds[1].revents & (POLLHUP | POLLERR)) != 0) {
+      noted = -1;  // the job closed its end: only its exit is left to wait for
+    }
+  }
+}
+
 [[noreturn]] static void FailIntermediate(int statusFd, const Failure& f) {
   SendSetupFailed(statusFd, f);
   _exit(0);
@@ -81,7 +104,7 @@ static void SendExited(int statusFd, int status, const struct rusage& ru) {
 
 // Runs in the intermediate: single-threaded (glibc fork() ran the atfork handlers), still
 // privileged outside. Returns only in the job child, after Specialize() succeeded.
-static ForkOutcome RunIntermediate(const ForkRequest& r, pid_t zygote, int64_t forkedNs) {
+static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIdentity>& zygoteFds, pid_t zygote, int64_t forkedNs) {
   Failure f;
   // Die with the zygote.
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != zygote) _exit(1);
@@ -94,8 +117,8 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, pid_t zygote, int64_t f
     Fail(&f, "drop supplementary groups", "setgroups", errno);
     FailIntermediate(r.statusFd, f);
   }
-  int sync[2], err[2];
-  if (pipe2(sync, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+  int sync[2], err[2], note[2];
+  if (pipe2(sync, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 || pipe2(note, O_CLOEXEC) != 0) {
     Fail(&f, "handshake pipes", "pipe2", errno);
     FailIntermediate(r.statusFd, f);
   }
@@ -104,7 +127,9 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, pid_t zygote, int64_t f
   if (pid == 0) {
     close(sync[1]);
     close(err[0]);
-    ChildPlan plan = {sync[0], r.statusFd, r.stdoutFd, r.stderrFd, r.hostname, r.loop};
+    close(note[0]);
+    ChildPlan plan = {sync[0], r.statusFd, r.stdoutFd, r.stderrFd, r.resultFd, r.payloadFd, note[1], r.hostname, r.uid, r.gid,
+                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, &r.landlock, &r.seccomp};
     if (!Specialize(plan, &f)) {
       ssize_t ignored = write(err[1], &f, sizeof f);
       (void)ignored;
@@ -119,12 +144,13 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, pid_t zygote, int64_t f
   }
   close(sync[0]);
   close(err[1]);
+  close(note[1]);
   close(r.stdoutFd);
   close(r.stderrFd);
   close(r.resultFd);
   close(r.payloadFd);
 
-  bool mapped = WriteIdMapsFromParent(static_cast<pid_t>(pid), r.outerUid, r.outerGid, &f);
+  bool mapped = WriteIdMapsFromParent(static_cast<pid_t>(pid), r.uid, r.outerUid, r.gid, r.outerGid, &f);
   if (mapped) {
     ssize_t ignored = write(sync[1], "G", 1);
     (void)ignored;
@@ -143,21 +169,27 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, pid_t zygote, int64_t f
       SendSetupFailed(r.statusFd, f);
     }
   }
-  if (pidfd >= 0) close(pidfd);
   close(err[0]);
+  int noted = WaitForExitOrNote(pidfd, note[0]);
+  close(note[0]);
+  if (pidfd >= 0) close(pidfd);
   int status = 0;
   struct rusage ru = {};
   while (wait4(static_cast<pid_t>(pid), &status, 0, &ru) < 0 && errno == EINTR) {
   }
+  // Killed by us on the job's own fatal signal: report that signal, as for any other process.
+  if (noted > 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) status = noted;
   SendExited(r.statusFd, status, ru);
   _exit(0);
 }
 
 ForkOutcome ForkJob(const ForkRequest& r) {
   MarkAddressSpaceDoFork();
+  static std::vector<FdIdentity> zygoteFds;  // read by the child, which copies nothing
+  zygoteFds = OpenFdIdentities();
   pid_t zygote = getpid();
   pid_t pid = fork();
-  if (pid == 0) return RunIntermediate(r, zygote, MonotonicNs());
+  if (pid == 0) return RunIntermediate(r, zygoteFds, zygote, MonotonicNs());
   int fds[] = {r.statusFd, r.stdoutFd, r.stderrFd, r.resultFd, r.payloadFd};
   if (pid < 0) {
     int e = errno;

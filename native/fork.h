@@ -5,6 +5,11 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <vector>
+
+#include "fds.h"
+#include "landlock.h"
+#include "mounts.h"
 
 namespace ns {
 
@@ -16,8 +21,14 @@ struct ForkRequest {
   int payloadFd;  // sealed memfd with the job's arguments and inputs
   int controlFd;  // the zygote's control socket, closed in the intermediate
   const char* hostname;
-  uid_t outerUid;  // root inside the job maps to these ids outside
+  uid_t outerUid;  // the job's ids inside map to these ids outside
   gid_t outerGid;
+  uid_t uid;       // the job's ids inside its namespace
+  gid_t gid;
+  std::vector<MountOp> mounts;
+  uint64_t landlockHandled;
+  std::vector<LandlockRule> landlock;
+  std::vector<uint8_t> seccomp;
   unsigned long cloneFlags;  // CLONE_NEW* set, policy from the TypeScript side
   int64_t receivedNs;
   uv_loop_t* loop;

@@ -93,6 +93,7 @@ static bool Proc(const MountOp& op, Failure* f) {
 }
 
 bool SetupFilesystem(const std::vector<MountOp>& ops, Failure* f) {
+  if (ops.empty()) return true;  // the filesystem layer is off: the host's view, as the job user
   // Nothing we mount may propagate back to the host.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return Fail(f, "private mounts", "mount(MS_REC|MS_PRIVATE)", errno, "/");
   // Staging tmpfs over /tmp: its root becomes "/" below, the host's root moves to /oldroot.

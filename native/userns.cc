@@ -21,12 +21,12 @@ static bool WriteProcFile(pid_t pid, const char* name, const char* content, Fail
   return true;
 }
 
-bool WriteIdMapsFromParent(pid_t child, uid_t outerUid, gid_t outerGid, Failure* f) {
+bool WriteIdMapsFromParent(pid_t child, uid_t uid, uid_t outerUid, gid_t gid, gid_t outerGid, Failure* f) {
   char line[64];
-  snprintf(line, sizeof line, "0 %u 1\n", static_cast<unsigned>(outerUid));
+  snprintf(line, sizeof line, "%u %u 1\n", static_cast<unsigned>(uid), static_cast<unsigned>(outerUid));
   RETURN_ON_FAILURE(WriteProcFile(child, "uid_map", line, f));
   RETURN_ON_FAILURE(WriteProcFile(child, "setgroups", "deny", f));
-  snprintf(line, sizeof line, "0 %u 1\n", static_cast<unsigned>(outerGid));
+  snprintf(line, sizeof line, "%u %u 1\n", static_cast<unsigned>(gid), static_cast<unsigned>(outerGid));
   RETURN_ON_FAILURE(WriteProcFile(child, "gid_map", line, f));
   return true;
 }

@@ -6,8 +6,8 @@
 
 namespace ns {
 
-// Maps root inside the child's user namespace to outerUid/outerGid outside, with setgroups
+// Maps one id inside the child's user namespace to outerUid/outerGid outside, with setgroups
 // denied. Runs in the intermediate process ("FromParent").
-bool WriteIdMapsFromParent(pid_t child, uid_t outerUid, gid_t outerGid, Failure* f);
+bool WriteIdMapsFromParent(pid_t child, uid_t uid, uid_t outerUid, gid_t gid, gid_t outerGid, Failure* f);
 
 }  // namespace ns

@@ -14,6 +14,7 @@
 
 #include "fds.h"
 #include "fork.h"
+#include "landlock.h"
 #include "napi_util.h"
 
 namespace ns {
@@ -67,14 +68,50 @@ static int Int(const Napi::Object& o, const char* key, bool* ok) {
   return v.As<Napi::Number>().Int32Value();
 }
 
+static bool ParseMounts(const Napi::Value& v, std::vector<MountOp>* out) {
+  if (!v.IsArray()) return false;
+  Napi::Array list = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value e = list.Get(i);
+    if (!e.IsObject()) return false;
+    Napi::Object o = e.As<Napi::Object>();
+    bool ok = true;
+    int kind = Int(o, "kind", &ok);
+    Napi::Value source = o.Get("source"), target = o.Get("target"), size = o.Get("sizeBytes");
+    if (!ok || kind < 1 || kind > 4 || !source.IsString() || !target.IsString() || !size.IsNumber()) return false;
+    std::string t = target.As<Napi::String>();
+    if (t.empty() || t[0] != '/' || t.size() > 3000) return false;
+    out->push_back({static_cast<MountKind>(kind), source.As<Napi::String>(), t, o.Get("writable").ToBoolean().Value(),
+                    static_cast<int64_t>(size.As<Napi::Number>().DoubleValue())});
+  }
+  return true;
+}
+
+static bool ParseLandlock(const Napi::Object& o, ForkRequest* r) {
+  Napi::Value handled = o.Get("landlockHandled"), rules = o.Get("landlock");
+  if (!handled.IsNumber() || !rules.IsArray()) return false;
+  r->landlockHandled = static_cast<uint64_t>(handled.As<Napi::Number>().DoubleValue());
+  Napi::Array list = rules.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value e = list.Get(i);
+    if (!e.IsObject()) return false;
+    Napi::Value path = e.As<Napi::Object>().Get("path"), access = e.As<Napi::Object>().Get("access");
+    if (!path.IsString() || !access.IsNumber()) return false;
+    r->landlock.push_back({path.As<Napi::String>(), static_cast<uint64_t>(access.As<Napi::Number>().DoubleValue())});
+  }
+  return true;
+}
+
 // forkJob({...}): see fork.h. In the zygote returns {pid}; in the job child {child: true}.
 static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   const char* usage =
-      "forkJob({statusFd, stdoutFd, stderrFd, resultFd, payloadFd, controlFd, hostname, outerUid, outerGid, cloneFlags, receivedNs})";
+      "forkJob({statusFd, stdoutFd, stderrFd, resultFd, payloadFd, controlFd, hostname, outerUid, outerGid, uid, gid, cloneFlags, "
+      "mounts, landlockHandled, landlock, seccomp, receivedNs})";
   if (info.Length() < 1 || !info[0].IsObject()) return Usage(info.Env(), usage);
   Napi::Object o = info[0].As<Napi::Object>();
   bool ok = true;
-  ForkRequest r = {};
+  static ForkRequest r;  // reused: its vectors keep their capacity between forks
+  r = ForkRequest{};
   r.statusFd = Int(o, "statusFd", &ok);
   r.stdoutFd = Int(o, "stdoutFd", &ok);
   r.stderrFd = Int(o, "stderrFd", &ok);
@@ -84,6 +121,12 @@ static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   r.outerUid = static_cast<uid_t>(Int(o, "outerUid", &ok));
   r.outerGid = static_cast<gid_t>(Int(o, "outerGid", &ok));
   r.cloneFlags = static_cast<unsigned long>(Int(o, "cloneFlags", &ok));
+  r.uid = static_cast<uid_t>(Int(o, "uid", &ok));
+  r.gid = static_cast<gid_t>(Int(o, "gid", &ok));
+  if (!ok || !ParseMounts(o.Get("mounts"), &r.mounts) || !ParseLandlock(o, &r) || !o.Get("seccomp").IsTypedArray())
+    return Usage(info.Env(), usage);
+  Napi::Uint8Array seccomp = o.Get("seccomp").As<Napi::Uint8Array>();
+  r.seccomp.assign(seccomp.Data(), seccomp.Data() + seccomp.ByteLength());
   Napi::Value hostname = o.Get("hostname");
   Napi::Value received = o.Get("receivedNs");
   if (!ok || !hostname.IsString() || !received.IsBigInt()) return Usage(info.Env(), usage);
@@ -135,6 +178,9 @@ static Napi::Value Exit(const Napi::CallbackInfo& info) {
   _exit(code & 0xff);
 }
 
+// landlockAbi(): the kernel's highest Landlock ABI, or a negative errno.
+static Napi::Value LandlockAbiJs(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), LandlockAbi()); }
+
 static Napi::Value GetPid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getpid()); }
 static Napi::Value GetPpid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getppid()); }
 
@@ -144,6 +190,7 @@ void RegisterZygote(Napi::Env env, Napi::Object exports) {
   exports.Set("forkJob", Napi::Function::New(env, ForkJobJs));
   exports.Set("listFds", Napi::Function::New(env, ListFds));
   exports.Set("exit", Napi::Function::New(env, Exit));
+  exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbiJs));
   exports.Set("getpid", Napi::Function::New(env, GetPid));
   exports.Set("getppid", Napi::Function::New(env, GetPpid));
   Napi::Object clone = Napi::Object::New(env);

@@ -122,7 +122,22 @@ describe('wire: Thrift Value round trip', function () {
     const payload = decode(T.JobPayload, encode(T.JobPayload, { jobArgs: toWire({ n: 1 }), inputs: { t: Buffer.from([1, 2, 3]) } }));
     expect(fromWire(payload.jobArgs)).to.deep.equal({ n: 1 });
     expect([...payload.inputs.t]).to.deep.equal([1, 2, 3]);
-    const req = decode(T.RunRequest, encode(T.RunRequest, { id: 7, modulePath: '/x.mjs', hostname: 'h', cloneFlags: 5 }));
+    const req = decode(
+      T.RunRequest,
+      encode(T.RunRequest, {
+        id: 7,
+        modulePath: '/x.mjs',
+        hostname: 'h',
+        cloneFlags: 5,
+        uid: 1000,
+        gid: 1000,
+        mounts: [new T.MountOp({ kind: 1, source: '/a', target: '/a', writable: false, sizeBytes: 0 })],
+        landlockHandled: 7,
+        landlock: [new T.LandlockRule({ path: '/a', access: 4 })],
+      }),
+    );
+    expect(req.mounts[0].target).to.equal('/a');
+    expect(req.landlock[0].path).to.equal('/a');
     expect({ ...req }).to.include({ id: 7, modulePath: '/x.mjs', hostname: 'h', cloneFlags: 5 });
     const err = decode(T.JobError, encode(T.JobError, { name: 'TypeError', message: 'm', stack: 's', code: 'E' }));
     expect({ ...err }).to.include({ name: 'TypeError', message: 'm', stack: 's', code: 'E' });

@@ -218,17 +218,17 @@ export default async function () {
       expect(env.connect).to.equal('ENETUNREACH');
     });
 
-    it('maps root inside to an unprivileged user outside', function () {
+    it('runs the job as an unprivileged user inside (1000), mapped to an unprivileged user outside', function () {
       // A root app maps jobs to nobody (when its own user namespace has a nobody), any other app
-      // to itself.
+      // to itself. Root of the job's namespace is not mapped at all.
       const nobody = isRoot && idMapped('uid', 65534) && idMapped('gid', 65534);
       const outerUid = nobody ? 65534 : process.geteuid!();
       const outerGid = nobody ? 65534 : process.getegid!();
-      expect(env.uid).to.equal(0);
-      expect(env.euid).to.equal(0);
-      expect(env.gid).to.equal(0);
-      expect(env.uidMap, '/proc/self/uid_map').to.deep.equal([0, outerUid, 1]);
-      expect(env.gidMap, '/proc/self/gid_map').to.deep.equal([0, outerGid, 1]);
+      expect(env.uid).to.equal(1000);
+      expect(env.euid).to.equal(1000);
+      expect(env.gid).to.equal(1000);
+      expect(env.uidMap, '/proc/self/uid_map').to.deep.equal([1000, outerUid, 1]);
+      expect(env.gidMap, '/proc/self/gid_map').to.deep.equal([1000, outerGid, 1]);
       if (nobody || !isRoot) expect((env.uidMap as number[])[1], 'the job is not root outside').to.not.equal(0);
     });
   });

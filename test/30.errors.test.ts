@@ -109,9 +109,14 @@ describe('run failures', function () {
       expect(e.message).to.include('SIGABRT');
     });
 
-    it("reports process.kill(process.pid, 'SIGSEGV') as killed by SIGSEGV", async function () {
-      const e = await expectCode(spawner.run(fixture('crash.mjs'), { how: 'segv' }), 'ERR_JOB_CRASHED');
-      expect(e.signal).to.equal('SIGSEGV');
+    it("reports process.kill(process.pid, 'SIGTERM') as killed by SIGTERM, although the job is PID 1", async function () {
+      const e = await expectCode(spawner.run(fixture('crash.mjs'), { how: 'term' }), 'ERR_JOB_CRASHED');
+      expect(e.signal).to.equal('SIGTERM');
+    });
+
+    it('still lets a job handle a signal it sends itself', async function () {
+      const r = await spawner.run(fixture('crash.mjs'), { how: 'term-handled' });
+      expect(r.value).to.equal('handled SIGTERM');
     });
   });
 

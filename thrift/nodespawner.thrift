@@ -90,6 +90,8 @@ struct Ready {
   6: required i32 selfTestMs
   /** Highest Landlock ABI of the kernel, or a negative errno when Landlock is unavailable. */
   7: required i32 landlockAbi
+  /** File paths of the preloaded modules, whose packages every job's root binds read-only. */
+  8: required list<string> preloadedFiles
 }
 
 /** The zygote cannot serve and is about to exit. */

@@ -63,11 +63,14 @@ export async function runChild(req: RunRequest, resultFd: number, payloadFd: num
     }
     const ctx: JobContext = { inputs, id: req.id };
     const result = await main(args, ctx);
-    if (result instanceof Table) {
-      writeFrame(resultFd, ResultTag.Table, tableToIPC(result, 'stream'));
-    } else {
-      writeFrame(resultFd, ResultTag.Value, encode(T.Value, toWire(result, 'result')));
+    let frame: [number, Uint8Array];
+    try {
+      frame = result instanceof Table ? [ResultTag.Table, tableToIPC(result, 'stream')] : [ResultTag.Value, encode(T.Value, toWire(result, 'result'))];
+    } catch (err) {
+      // The job ran, but what it returned cannot be sent: the app reports invalid output.
+      throw Object.assign(err instanceof Error ? err : new Error(String(err)), { code: 'ERR_INVALID_OUTPUT' });
     }
+    writeFrame(resultFd, frame[0], frame[1]);
     settled = true;
     return native.exit(0);
   } catch (err) {

@@ -10,9 +10,9 @@ import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { native, packageRoot } from '../lib/native.js';
-import { T, ResultTag, decode, encode, fromWire } from '../lib/wire.js';
+import { T, ResultTag, decode, encode, fromWire, i64 } from '../lib/wire.js';
 import type { RunRequest, SetupFailed } from '../lib/wire.js';
 import { Linker } from './linker.js';
 import { setupHint } from '../lib/errors.js';
@@ -30,6 +30,8 @@ export interface ZygoteConfig {
   selfTest: boolean;
   /** fds the app had without CLOEXEC when it spawned us: inherited by mistake, closed at once. */
   inheritedFds: number[];
+  /** base64 of the compiled seccomp program; empty for none. */
+  seccomp: string;
 }
 
 /** Always preloaded, from nodespawner's own dependencies: the instances the job runner uses. */
@@ -39,6 +41,9 @@ const config = JSON.parse(process.argv[2] ?? '{}') as ZygoteConfig;
 for (const fd of config.inheritedFds ?? []) if (fd > 3) native.close(fd);
 const fdsAtStart = new Map(native.listFds());
 const linker = new Linker();
+/** The seccomp program the app compiled (struct sock_filter[]); every job installs it last. */
+const seccomp = Buffer.from(config.seccomp ?? '', 'base64');
+const preloadedFiles: string[] = [];
 let control = -1;
 
 function fatal(code: string, message: string): never {
@@ -78,6 +83,7 @@ async function preload(): Promise<string[]> {
       fatal('PRELOAD_FAILED', `preload ${JSON.stringify(spec)} failed: ${(err as Error)?.stack ?? String(err)}`);
     }
     await linker.addPreloaded([spec, url], ns);
+    if (url.startsWith('file:')) preloadedFiles.push(fileURLToPath(url));
     loaded.push(spec);
   }
   return loaded;
@@ -111,6 +117,12 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint): boolean {
     outerUid: config.outerUid,
     outerGid: config.outerGid,
     cloneFlags: req.cloneFlags,
+    uid: req.uid,
+    gid: req.gid,
+    mounts: req.mounts.map((m) => ({ kind: m.kind, source: m.source, target: m.target, writable: m.writable, sizeBytes: i64(m.sizeBytes) })),
+    landlockHandled: i64(req.landlockHandled),
+    landlock: req.landlock.map((r) => ({ path: r.path, access: i64(r.access) })),
+    seccomp,
     receivedNs,
   });
   if ('child' in out) {
@@ -146,7 +158,18 @@ function selfTest(): number | null {
   const payload = native.memfdFromBuffer('nodespawner-selftest-payload', encode(T.JobPayload, { jobArgs: { nullValue: true }, inputs: {} }));
   const keep = [fs.openSync(`/proc/self/fd/${stdout}`, 'r'), fs.openSync(`/proc/self/fd/${stderr}`, 'r'), fs.openSync(`/proc/self/fd/${result}`, 'r')];
   const flags = Object.values(native.CLONE).reduce((a, b) => a | b, 0);
-  const req: RunRequest = { id: 0, modulePath: join(packageRoot, 'dist', 'zygote', 'selftest-job.js'), hostname: 'nodespawner', cloneFlags: flags };
+  // Fork safety only: the sandbox layers are proven by the test suite, which runs this same job.
+  const req: RunRequest = {
+    id: 0,
+    modulePath: join(packageRoot, 'dist', 'zygote', 'selftest-job.js'),
+    hostname: 'nodespawner',
+    cloneFlags: flags,
+    uid: 1000,
+    gid: 1000,
+    mounts: [],
+    landlockHandled: 0,
+    landlock: [],
+  };
   if (fork(req, { status: statusZygote, stdout, stderr, result, payload }, t0)) return null;
   let exited: { code: number; signal: number } | undefined;
   let setup: string | undefined;
@@ -215,7 +238,15 @@ function serve(): void {
       msg.fds.forEach((fd) => native.close(fd));
       continue;
     }
-    if (fork(req, { status, stdout, stderr, result, payload }, msg.receivedNs)) return;
+    let inChild: boolean;
+    try {
+      inChild = fork(req, { status, stdout, stderr, result, payload }, msg.receivedNs);
+    } catch {
+      // A request the native side refuses (bad field types): drop it, keep serving.
+      msg.fds.forEach((fd) => native.close(fd));
+      continue;
+    }
+    if (inChild) return;
   }
 }
 
@@ -241,7 +272,7 @@ async function main(): Promise<void> {
   native.sendMessage(
     control,
     encode(T.ZygoteEvent, {
-      ready: { pid: process.pid, nodeVersion: process.version, threads: threads(), preloaded, rssBytes: process.memoryUsage.rss(), selfTestMs },
+      ready: { pid: process.pid, nodeVersion: process.version, threads: threads(), preloaded, rssBytes: process.memoryUsage.rss(), selfTestMs, landlockAbi: native.landlockAbi(), preloadedFiles },
     }),
     [],
   );

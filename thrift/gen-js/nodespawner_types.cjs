@@ -907,6 +907,7 @@ const Ready = module.exports.Ready = class {
     this.rssBytes = null;
     this.selfTestMs = null;
     this.landlockAbi = null;
+    this.preloadedFiles = null;
     if (args) {
       if (args.pid !== undefined && args.pid !== null) {
         this.pid = args.pid;
@@ -942,6 +943,11 @@ const Ready = module.exports.Ready = class {
         this.landlockAbi = args.landlockAbi;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field landlockAbi is unset!');
+      }
+      if (args.preloadedFiles !== undefined && args.preloadedFiles !== null) {
+        this.preloadedFiles = Thrift.copyList(args.preloadedFiles, [null]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field preloadedFiles is unset!');
       }
     }
   }
@@ -1013,6 +1019,21 @@ const Ready = module.exports.Ready = class {
           input.skip(ftype);
         }
         break;
+        case 8:
+        if (ftype == Thrift.Type.LIST) {
+          this.preloadedFiles = [];
+          const _rtmp332 = input.readListBegin();
+          const _size31 = _rtmp332.size || 0;
+          for (let _i33 = 0; _i33 < _size31; ++_i33) {
+            let elem34 = null;
+            elem34 = input.readString();
+            this.preloadedFiles.push(elem34);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1042,10 +1063,10 @@ const Ready = module.exports.Ready = class {
     if (this.preloaded !== null && this.preloaded !== undefined) {
       output.writeFieldBegin('preloaded', Thrift.Type.LIST, 4);
       output.writeListBegin(Thrift.Type.STRING, this.preloaded.length);
-      for (let iter31 in this.preloaded) {
-        if (this.preloaded.hasOwnProperty(iter31)) {
-          iter31 = this.preloaded[iter31];
-          output.writeString(iter31);
+      for (let iter35 in this.preloaded) {
+        if (this.preloaded.hasOwnProperty(iter35)) {
+          iter35 = this.preloaded[iter35];
+          output.writeString(iter35);
         }
       }
       output.writeListEnd();
@@ -1064,6 +1085,18 @@ const Ready = module.exports.Ready = class {
     if (this.landlockAbi !== null && this.landlockAbi !== undefined) {
       output.writeFieldBegin('landlockAbi', Thrift.Type.I32, 7);
       output.writeI32(this.landlockAbi);
+      output.writeFieldEnd();
+    }
+    if (this.preloadedFiles !== null && this.preloadedFiles !== undefined) {
+      output.writeFieldBegin('preloadedFiles', Thrift.Type.LIST, 8);
+      output.writeListBegin(Thrift.Type.STRING, this.preloadedFiles.length);
+      for (let iter36 in this.preloadedFiles) {
+        if (this.preloadedFiles.hasOwnProperty(iter36)) {
+          iter36 = this.preloadedFiles[iter36];
+          output.writeString(iter36);
+        }
+      }
+      output.writeListEnd();
       output.writeFieldEnd();
     }
     output.writeFieldStop();

@@ -1,0 +1,140 @@
+// Sandbox policy for one job, decided here and executed by native/ in one ordered list:
+// the clone flags, the job's ids, the filesystem plan (what is bound into the new root) and the
+// Landlock rules that mirror it.
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { native, packageRoot } from './native.js';
+
+/** The job's uid and gid inside its namespace (mapped to one unprivileged id outside). */
+export const jobUid = 1000;
+export const jobGid = 1000;
+
+export const MountKind = { Bind: 1, Tmpfs: 2, Proc: 3, Device: 4 } as const;
+
+export interface MountOp {
+  kind: number;
+  source: string;
+  target: string;
+  writable: boolean;
+  sizeBytes: number;
+}
+
+export interface LandlockRule {
+  path: string;
+  access: number;
+}
+
+export interface SandboxPolicy {
+  network: boolean;
+  hostname: string;
+  tmpSize: number;
+  readOnlyPaths: string[];
+  writablePaths: string[];
+  /** Layers, each on by default; turning one off is for tests and debugging. */
+  filesystem: boolean;
+  landlock: boolean;
+  seccomp: boolean;
+}
+
+export function cloneFlags(network: boolean): number {
+  const c = native.CLONE;
+  return c.NEWUSER | c.NEWPID | c.NEWNS | c.NEWUTS | c.NEWIPC | c.NEWCGROUP | (network ? 0 : c.NEWNET);
+}
+
+const devices = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];
+
+/** Directories whose whole content must not be bound for the sake of one job file in them. */
+const sharedDirs = new Set(['/', '/tmp', '/var/tmp', '/dev', '/dev/shm', '/proc', '/sys', '/run', '/home', '/root']);
+
+function nearestPackageJson(dir: string): string | null {
+  for (let d = dir; ; d = dirname(d)) {
+    const p = join(d, 'package.json');
+    if (existsSync(p)) return p;
+    if (dirname(d) === d) return null;
+  }
+}
+
+/** The directory holding a module's package.json (its package root), or the module's own directory. */
+export function packageDirOf(file: string): string {
+  const pkg = nearestPackageJson(dirname(file));
+  return pkg && dirname(pkg) !== '/' ? dirname(pkg) : dirname(file);
+}
+
+function isInside(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+/**
+ * The job's filesystem: /proc of its own PID namespace, a size-limited writable /tmp, four device
+ * nodes, and read-only binds of nodespawner itself, the preloaded packages, the job's directory,
+ * the node_modules directories its imports resolve through and its package.json; plus what the
+ * options add. Every bind keeps its host path.
+ */
+export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: string[]): MountOp[] {
+  if (!policy.filesystem) return [];
+  const ops: MountOp[] = [
+    { kind: MountKind.Proc, source: '', target: '/proc', writable: false, sizeBytes: 0 },
+    { kind: MountKind.Tmpfs, source: '', target: '/tmp', writable: true, sizeBytes: policy.tmpSize },
+    ...devices.map((d) => ({ kind: MountKind.Device, source: d, target: d, writable: true, sizeBytes: 0 })),
+  ];
+  const binds: Array<{ path: string; writable: boolean }> = [];
+  const add = (path: string, writable: boolean) => {
+    if (binds.some((b) => b.writable === writable && isInside(path, b.path))) return;
+    binds.push({ path, writable });
+  };
+  add(packageRoot, false);
+  for (const d of preloadDirs) add(d, false);
+  const jobDir = dirname(jobPath);
+  add(sharedDirs.has(jobDir) ? jobPath : jobDir, false);
+  for (let d = jobDir; ; d = dirname(d)) {
+    const nm = join(d, 'node_modules');
+    if (existsSync(nm)) add(nm, false);
+    if (dirname(d) === d) break;
+  }
+  const pkg = nearestPackageJson(jobDir);
+  if (pkg) add(pkg, false);
+  for (const p of policy.readOnlyPaths) add(p, false);
+  for (const p of policy.writablePaths) add(p, true);
+  // Parents before children, so that a nested bind lands inside its parent's bind.
+  binds.sort((a, b) => a.path.length - b.path.length);
+  for (const b of binds) ops.push({ kind: MountKind.Bind, source: b.path, target: b.path, writable: b.writable, sizeBytes: 0 });
+  return ops;
+}
+
+// Landlock access rights (linux/landlock.h), by ABI.
+const LL = {
+  EXECUTE: 1 << 0, WRITE_FILE: 1 << 1, READ_FILE: 1 << 2, READ_DIR: 1 << 3, TRUNCATE: 1 << 14, IOCTL_DEV: 1 << 15,
+};
+
+export function landlockHandled(abi: number): number {
+  if (abi >= 5) return (1 << 16) - 1;
+  if (abi >= 3) return (1 << 15) - 1;
+  if (abi === 2) return (1 << 14) - 1;
+  if (abi === 1) return (1 << 13) - 1;
+  return 0;
+}
+
+/** Landlock rules mirroring the mount plan: read where binds are read-only, all rights where writable. */
+export function landlockRules(mounts: MountOp[], abi: number): { handled: number; rules: LandlockRule[] } {
+  const handled = landlockHandled(abi);
+  if (handled === 0 || mounts.length === 0) return { handled: 0, rules: [] };
+  const read = LL.READ_FILE | LL.READ_DIR;
+  const device = LL.READ_FILE | LL.WRITE_FILE | LL.TRUNCATE | LL.IOCTL_DEV;
+  const rules: LandlockRule[] = [{ path: '/', access: LL.READ_DIR }];
+  for (const m of mounts) {
+    const access = m.kind === MountKind.Device ? device : m.writable ? handled : read;
+    rules.push({ path: m.target, access: access & handled });
+  }
+  return { handled, rules };
+}
+
+/** Whether a path given in options is an existing absolute path (binds of missing paths fail the job). */
+export function checkBindable(name: string, path: unknown): string {
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new TypeError(`Expected \`${name}\` to hold absolute paths, got \`${String(path)}\``);
+  try {
+    statSync(path);
+  } catch (e) {
+    throw new TypeError(`Expected \`${name}\` to hold existing paths: ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return path;
+}
