@@ -1,0 +1,83 @@
+// The sandbox's own options and its setup errors: readOnlyPaths, writablePaths, what the job's
+// root holds, and a failing setup step that rejects one run while the zygote keeps serving.
+import { expect } from 'chai';
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { Spawner, SandboxSetupError } from '../lib/index.js';
+import { expectCode, fixture } from './helpers.js';
+
+async function makeTempDir(prefix: string): Promise<string> {
+  const d = fs.mkdtempSync(join(tmpdir(), prefix));
+  fs.chmodSync(d, 0o755);
+  return d;
+}
+
+describe('sandbox: the job root and its options', function () {
+  let spawner: Spawner;
+  let ro: string;
+  let rw: string;
+  let doomed: string;
+
+  before(async function () {
+    ro = await makeTempDir('nodespawner-ro-');
+    rw = await makeTempDir('nodespawner-rw-');
+    doomed = await makeTempDir('nodespawner-doomed-');
+    fs.writeFileSync(join(ro, 'data.txt'), 'read me');
+    fs.chmodSync(join(ro, 'data.txt'), 0o644);
+    fs.chmodSync(rw, 0o777);
+    spawner = await Spawner.start({ sandbox: { readOnlyPaths: [ro, doomed], writablePaths: [rw] } });
+  });
+
+  after(async function () {
+    await spawner?.close();
+    for (const d of [ro, rw, doomed]) fs.rmSync(d, { recursive: true, force: true });
+  });
+
+  it('shows the job a root that holds only what it needs', async function () {
+    const r = await spawner.run(fixture('paths.mjs'), { list: ['/', '/dev'] });
+    const list = (r.value as { list: Record<string, string[]> }).list;
+    expect(list['/']).to.include.members(['dev', 'proc', 'tmp']);
+    expect(list['/']).to.not.include.members(['etc', 'usr', 'root', 'home', 'sys', 'var']);
+    expect(list['/dev']).to.have.members(['null', 'zero', 'random', 'urandom']);
+  });
+
+  it('binds readOnlyPaths read-only and writablePaths writable, at the same paths', async function () {
+    const r = await spawner.run(fixture('paths.mjs'), {
+      read: [join(ro, 'data.txt')],
+      write: [join(ro, 'new.txt'), join(rw, 'out.txt')],
+    });
+    const v = r.value as { read: Record<string, string>; write: Record<string, string> };
+    expect(v.read[join(ro, 'data.txt')]).to.equal('read me');
+    expect(v.write[join(ro, 'new.txt')]).to.equal('ERR EROFS');
+    expect(v.write[join(rw, 'out.txt')]).to.equal('ok');
+    expect(fs.readFileSync(join(rw, 'out.txt'), 'utf8')).to.equal('written');
+  });
+
+  it('rejects sandbox paths that are relative or missing when the spawner starts', async function () {
+    for (const bad of ['relative/path', '/no/such/nodespawner/path']) {
+      let err: unknown;
+      try {
+        await Spawner.start({ sandbox: { readOnlyPaths: [bad] } });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(TypeError);
+      expect((err as Error).message).to.include('sandbox.readOnlyPaths');
+    }
+  });
+
+  it('rejects a run whose setup fails with the step, syscall and errno, and keeps serving', async function () {
+    fs.rmSync(doomed, { recursive: true, force: true });
+    const e = await expectCode(spawner.run(fixture('echo.mjs'), 1), 'ERR_SANDBOX_SETUP');
+    expect(e).to.be.instanceOf(SandboxSetupError);
+    expect(e.step).to.equal('bind');
+    expect(e.syscall).to.equal('stat');
+    expect(e.errnoName).to.equal('ENOENT');
+    expect(e.message).to.equal(`sandbox setup failed at bind: stat: ENOENT (${doomed})`);
+    fs.mkdirSync(doomed);
+    fs.chmodSync(doomed, 0o755);
+    const r = await spawner.run(fixture('echo.mjs'), 2);
+    expect((r.value as { echo: unknown }).echo).to.equal(2);
+  });
+});
