@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/caps.cc",
+        "native/cgroups.cc",
         "native/landlock.cc",
         "native/mounts.cc",
         "native/seccomp.cc",
@@ -16,6 +17,14 @@
         "native/userns.cc",
         "native/zygote.cc"
       ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"],
+      "cflags_cc!": ["-fno-rtti"]
+    },
+    {
+      "target_name": "nodespawner_probe",
+      "sources": ["native/probe.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"],

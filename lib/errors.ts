@@ -65,6 +65,13 @@ export class InvalidOutputError extends NodespawnerError {
   }
 }
 
+/** The job (with its descendants) went over its memory limit and the kernel killed it (read from its cgroup's OOM events). */
+export class OutOfMemoryError extends NodespawnerError {
+  constructor(readonly limit: number | null, details?: RunFailureDetails) {
+    super('ERR_OUT_OF_MEMORY', `job ran out of memory${limit === null ? '' : ` (memoryLimit ${limit} bytes)`} and was killed`, details);
+  }
+}
+
 /** The child's result exceeded `maxResultBytes`; it was killed. */
 export class ResultTooLargeError extends NodespawnerError {
   constructor(readonly limit: number, details?: RunFailureDetails) {

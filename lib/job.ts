@@ -6,12 +6,15 @@ import { native } from './native.js';
 import { T, ResultTag, decode, encode, fromWire, i64, toWire } from './wire.js';
 import type { JobEvent, RunRequest } from './wire.js';
 import type { ResolvedRunOptions } from './options.js';
+import { parseStats } from './cgroups.js';
+import type { CgroupSupport } from './cgroups.js';
 import { expected } from './options.js';
 import {
   AbortError,
   ClosedError,
   InvalidOutputError,
   JobCrashedError,
+  OutOfMemoryError,
   JobFailedError,
   NodespawnerError,
   ResultTooLargeError,
@@ -48,8 +51,10 @@ export interface RunResult<V = unknown> {
   durationMs: number;
   /** CPU time of the job's process (user + system), in ms. */
   cpuMs: number;
-  /** Peak resident memory of the job's process, in bytes. */
+  /** Peak resident memory of the job's first process, in bytes (pages shared with the zygote included). */
   maxRssBytes: number;
+  /** Peak memory charged to the job's cgroup (all its processes, private pages), or null without cgroups. */
+  peakMemoryBytes: number | null;
   timings: RunTimings;
 }
 
@@ -101,6 +106,7 @@ export interface JobChannel {
   /** The sandbox part of the request (lib/sandbox.ts). */
   sandbox: Omit<RunRequest, 'id' | 'modulePath'>;
   payload: Buffer;
+  cgroups: CgroupSupport;
   options: ResolvedRunOptions;
   queuedAt: bigint;
 }
@@ -267,6 +273,8 @@ export class Job {
       const f = this.setupFailed;
       throw new SandboxSetupError(f.step, f.syscall, f.errnum, errnoNames[f.errnum] ?? `errno ${f.errnum}`, f.detail ?? '', details);
     }
+    const stats = ex ? parseStats(this.c.cgroups, ex.cgroupStats ?? []) : null;
+    if (stats && stats.oomKills > 0) throw new OutOfMemoryError(this.c.options.limits.memoryLimit, details);
     if (this.killReason) {
       Object.assign(this.killReason, { exitCode: details.exitCode, signal, stdout, stderr: stderr.slice(-4096), durationMs: details.durationMs });
       throw this.killReason;
@@ -294,8 +302,10 @@ export class Job {
       stderr,
       exitCode: ex.code,
       durationMs: details.durationMs,
-      cpuMs: (i64(ex.userCpuUs) + i64(ex.systemCpuUs)) / 1000,
+      // The cgroup counts every process of the job; rusage only the first.
+      cpuMs: stats?.cpuUs != null ? stats.cpuUs / 1000 : (i64(ex.userCpuUs) + i64(ex.systemCpuUs)) / 1000,
       maxRssBytes: i64(ex.maxRssKb) * 1024,
+      peakMemoryBytes: stats?.peakMemoryBytes ?? null,
       timings: this.timings(now),
     };
     if (tag === ResultTag.Table) {

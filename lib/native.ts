@@ -23,6 +23,11 @@ export interface ForkJobRequest {
   landlockHandled: number;
   landlock: Array<{ path: string; access: number }>;
   seccomp: Uint8Array;
+  cgroupDirs: string[];
+  cgroupWrites: Array<{ path: string; value: string }>;
+  cgroupProcs: string[];
+  cgroupStats: string[];
+  rlimits: Array<{ resource: number; limit: number }>;
   receivedNs: bigint;
 }
 
@@ -59,6 +64,7 @@ export interface NativeBinding {
   landlockAbi(): number;
   getpid(): number;
   getppid(): number;
+  RLIMIT: { CORE: number; DATA: number; NPROC: number; CPU: number; FSIZE: number };
   CLONE: { NEWUSER: number; NEWPID: number; NEWNS: number; NEWNET: number; NEWUTS: number; NEWIPC: number; NEWCGROUP: number };
 }
 

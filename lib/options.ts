@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import type { Table } from 'apache-arrow';
 import { checkBindable } from './sandbox.js';
 import type { SandboxPolicy } from './sandbox.js';
+import type { Limits } from './cgroups.js';
 
 export interface SandboxOptions {
   /**
@@ -35,6 +36,25 @@ export interface SandboxOptions {
   landlock?: boolean;
   /** The seccomp syscall filter. @default true */
   seccomp?: boolean;
+  /**
+   * Memory (bytes) for a job and all its descendants, enforced by its cgroup; an overrun kills the
+   * job with ERR_OUT_OF_MEMORY.
+   * @default 512 MiB
+   */
+  memoryLimit?: number;
+  /** Processes and threads a job may have at once (its cgroup's pids.max). @default 128 */
+  pids?: number;
+  /** CPU quota in CPUs (0.5 = half of one CPU); `null` for none. @default null */
+  cpu?: number | null;
+  /**
+   * How limits are enforced: 'cgroup' (v2 or v1, detected; start fails, saying what to configure,
+   * where neither is usable), 'rlimit' (the weaker fallback: RLIMIT_DATA and RLIMIT_NPROC, no
+   * CPU quota, no OOM report), or 'none'.
+   * @default process.env.NODESPAWNER_LIMITS ?? 'cgroup'
+   */
+  limits?: 'cgroup' | 'rlimit' | 'none';
+  /** A delegated cgroup v2 directory for job cgroups (systemd: Delegate=yes). @default the app's own cgroup */
+  cgroupRoot?: string;
 }
 
 export interface SpawnerOptions {
@@ -72,6 +92,12 @@ export interface RunOptions {
   maxStdout?: number;
   maxStderr?: number;
   maxResultBytes?: number;
+  /** Overrides `sandbox.memoryLimit` for this job. */
+  memoryLimit?: number;
+  /** Overrides `sandbox.pids` for this job. */
+  pids?: number;
+  /** Overrides `sandbox.cpu` for this job. */
+  cpu?: number | null;
 }
 
 export interface ResolvedSpawnerOptions {
@@ -135,7 +161,12 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   }
   const sandbox = o.sandbox ?? {};
   if (typeof sandbox !== 'object' || sandbox === null) throw expected('sandbox', 'an object', sandbox);
-  onlyKeys('sandbox.', sandbox, ['network', 'hostname', 'tmpSize', 'readOnlyPaths', 'writablePaths', 'filesystem', 'landlock', 'seccomp']);
+  onlyKeys('sandbox.', sandbox, ['network', 'hostname', 'tmpSize', 'readOnlyPaths', 'writablePaths', 'filesystem', 'landlock', 'seccomp', 'memoryLimit', 'pids', 'cpu', 'limits', 'cgroupRoot']);
+  const limits = sandbox.limits ?? (process.env.NODESPAWNER_LIMITS as SandboxOptions['limits']) ?? 'cgroup';
+  if (!['cgroup', 'rlimit', 'none'].includes(limits as string)) throw expected('sandbox.limits', "'cgroup', 'rlimit' or 'none'", limits);
+  if (sandbox.cgroupRoot !== undefined && (typeof sandbox.cgroupRoot !== 'string' || !sandbox.cgroupRoot.startsWith('/'))) {
+    throw expected('sandbox.cgroupRoot', 'an absolute path', sandbox.cgroupRoot);
+  }
   for (const k of ['network', 'filesystem', 'landlock', 'seccomp'] as const) {
     if (sandbox[k] !== undefined && typeof sandbox[k] !== 'boolean') throw expected(`sandbox.${k}`, 'a boolean', sandbox[k]);
   }
@@ -169,6 +200,11 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
       filesystem: sandbox.filesystem ?? true,
       landlock: sandbox.landlock ?? true,
       seccomp: sandbox.seccomp ?? true,
+      memoryLimit: integer('sandbox.memoryLimit', sandbox.memoryLimit, 512 * 2 ** 20),
+      pids: integer('sandbox.pids', sandbox.pids, 128),
+      cpu: sandbox.cpu === null || sandbox.cpu === undefined ? null : positive('sandbox.cpu', sandbox.cpu, 1),
+      limits,
+      cgroupRoot: sandbox.cgroupRoot ?? null,
     },
     env: { ...env },
     startTimeout: positive('startTimeout', o.startTimeout, 60_000),
@@ -183,11 +219,12 @@ export interface ResolvedRunOptions {
   maxStdout: number;
   maxStderr: number;
   maxResultBytes: number;
+  limits: Limits;
 }
 
 export function resolveRunOptions(o: RunOptions = {}, d: ResolvedSpawnerOptions): ResolvedRunOptions {
   if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
-  onlyKeys('', o, ['timeout', 'signal', 'inputs', 'maxStdout', 'maxStderr', 'maxResultBytes']);
+  onlyKeys('', o, ['timeout', 'signal', 'inputs', 'maxStdout', 'maxStderr', 'maxResultBytes', 'memoryLimit', 'pids', 'cpu']);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected('signal', 'an AbortSignal', o.signal);
   const inputs = o.inputs ?? {};
   if (typeof inputs !== 'object' || inputs === null || Array.isArray(inputs)) throw expected('inputs', 'an object of apache-arrow Tables', inputs);
@@ -198,5 +235,10 @@ export function resolveRunOptions(o: RunOptions = {}, d: ResolvedSpawnerOptions)
     maxStdout: integer('maxStdout', o.maxStdout, d.maxStdout),
     maxStderr: integer('maxStderr', o.maxStderr, d.maxStderr),
     maxResultBytes: integer('maxResultBytes', o.maxResultBytes, d.maxResultBytes),
+    limits: {
+      memoryLimit: integer('memoryLimit', o.memoryLimit, d.sandbox.memoryLimit),
+      pids: integer('pids', o.pids, d.sandbox.pids),
+      cpu: o.cpu === null ? null : o.cpu === undefined ? d.sandbox.cpu : positive('cpu', o.cpu, 1),
+    },
   };
 }

@@ -34,6 +34,11 @@ export interface SandboxPolicy {
   filesystem: boolean;
   landlock: boolean;
   seccomp: boolean;
+  memoryLimit: number;
+  pids: number;
+  cpu: number | null;
+  limits: 'cgroup' | 'rlimit' | 'none';
+  cgroupRoot: string | null;
 }
 
 export function cloneFlags(network: boolean): number {

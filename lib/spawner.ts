@@ -13,6 +13,8 @@ import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './optio
 import { AbortError, ClosedError, NodespawnerError, QueueFullError, StartError, ZygoteGoneError } from './errors.js';
 import { Job, encodePayload } from './job.js';
 import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } from './sandbox.js';
+import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeParents } from './cgroups.js';
+import type { CgroupSupport, Limits } from './cgroups.js';
 import type { RunResult } from './job.js';
 
 const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
@@ -38,6 +40,28 @@ export interface ZygoteInfo {
   preloadedFiles: string[];
 }
 
+
+let spawnerCount = 0;
+
+/** Where per-job limits will be enforced; throws a StartError that says what to configure. */
+function resolveLimits(o: ResolvedSpawnerOptions): CgroupSupport {
+  if (o.sandbox.limits !== 'cgroup') return { version: 0, reason: `sandbox.limits is '${o.sandbox.limits}'` };
+  const support = detectCgroups(`nodespawner-${process.pid}-${++spawnerCount}`, o.sandbox.cgroupRoot);
+  if (support.version === 0) {
+    throw new StartError(
+      `per-job memory and process limits need cgroups, and ${support.reason}. ` +
+        "To run with weaker limits instead, set sandbox.limits to 'rlimit' (or NODESPAWNER_LIMITS=rlimit): RLIMIT_DATA and RLIMIT_NPROC, no CPU quota, no out-of-memory report.",
+      'cgroups',
+    );
+  }
+  try {
+    prepareParents(support);
+  } catch (e) {
+    removeParents(support);
+    throw new StartError(`cannot create the spawner's cgroups (${parentDirs(support).join(', ')}): ${(e as Error).message}`, 'cgroups', { cause: e });
+  }
+  return support;
+}
 
 /** Whether `id` exists in this process's user namespace (a root app in a container may lack nobody). */
 function idMapped(kind: 'uid' | 'gid', id: number): boolean {
@@ -73,6 +97,7 @@ export class Spawner extends EventEmitter {
     private readonly stderrTail: () => string,
     /** What the zygote reported when it became ready. */
     readonly info: ZygoteInfo,
+    private readonly cgroups: CgroupSupport,
   ) {
     super();
     this.queue = new PQueue({ concurrency: options.concurrency });
@@ -95,6 +120,7 @@ export class Spawner extends EventEmitter {
       inheritedFds: native.inheritableFds().filter((fd) => fd > 3),
       seccomp: '',
     };
+    const cgroups = resolveLimits(o);
     const [appEnd, zygoteEnd] = native.socketPair();
     let zygote: ChildProcess;
     try {
@@ -157,10 +183,11 @@ export class Spawner extends EventEmitter {
         landlockAbi: ready.landlockAbi,
         preloadedFiles: [...ready.preloadedFiles],
       };
-      spawner = new Spawner(o, zygote, appEnd, control, stderrTail, info);
+      spawner = new Spawner(o, zygote, appEnd, control, stderrTail, info, cgroups);
     } catch (e) {
       control.close();
       zygote.kill('SIGKILL');
+      removeParents(cgroups);
       throw e;
     }
     const s = spawner;
@@ -238,11 +265,13 @@ export class Spawner extends EventEmitter {
           cleanup();
           return reject(this.gone);
         }
+        const id = this.nextId++;
         job = new Job({
           controlFd: this.controlFd,
-          id: this.nextId++,
+          id,
           modulePath,
-          sandbox: this.sandboxRequest(modulePath),
+          sandbox: this.sandboxRequest(id, modulePath, o.limits),
+          cgroups: this.cgroups,
           payload,
           options: o,
           queuedAt,
@@ -261,8 +290,14 @@ export class Spawner extends EventEmitter {
   }
 
   /** The sandbox half of a RunRequest: policy is decided here, the child only executes it. */
-  private sandboxRequest(modulePath: string) {
+  private sandboxRequest(id: number, modulePath: string, limits: Limits) {
     const policy = this.options.sandbox;
+    const rlimits = [{ resource: native.RLIMIT.CORE, limit: 0 }];
+    if (policy.limits === 'rlimit') {
+      if (limits.memoryLimit !== null) rlimits.push({ resource: native.RLIMIT.DATA, limit: limits.memoryLimit });
+      if (limits.pids !== null) rlimits.push({ resource: native.RLIMIT.NPROC, limit: limits.pids });
+    }
+    const cgroups = cgroupPlan(this.cgroups, id, limits);
     const mounts = mountPlan(policy, modulePath, this.preloadDirs);
     const landlock = policy.landlock ? landlockRules(mounts, this.info.landlockAbi) : { handled: 0, rules: [] };
     return {
@@ -273,6 +308,9 @@ export class Spawner extends EventEmitter {
       mounts: mounts.map((m) => new T.MountOp(m)),
       landlockHandled: landlock.handled,
       landlock: landlock.rules.map((r) => new T.LandlockRule(r)),
+      ...cgroups,
+      cgroupWrites: cgroups.cgroupWrites.map((w) => new T.CgroupWrite(w)),
+      rlimits: rlimits.map((l) => new T.Rlimit(l)),
     };
   }
 
@@ -282,6 +320,7 @@ export class Spawner extends EventEmitter {
     this.control.close();
     for (const job of this.running) job.kill(this.gone);
     for (const reject of [...this.rejectWaiting]) reject(this.gone);
+    void Promise.allSettled([...this.running].map((j) => j.promise)).then(() => removeParents(this.cgroups));
     this.emit('zygoteExit', this.gone);
   }
 
@@ -310,6 +349,7 @@ export class Spawner extends EventEmitter {
     await exited;
     clearTimeout(timer);
     this.zygote.stderr?.destroy();
+    removeParents(this.cgroups);
   }
 }
 

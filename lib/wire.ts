@@ -35,6 +35,11 @@ export interface RunRequest {
   mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number }>;
   landlockHandled: unknown;
   landlock: Array<{ path: string; access: unknown }>;
+  cgroupDirs: string[];
+  cgroupWrites: Array<{ path: string; value: string }>;
+  cgroupProcs: string[];
+  cgroupStats: string[];
+  rlimits: Array<{ resource: number; limit: unknown }>;
 }
 export interface JobError { name: string; message: string; stack?: string | null; code?: string | null }
 export interface Ready { pid: number; nodeVersion: string; threads: number; preloaded: string[]; rssBytes: unknown; selfTestMs: number; landlockAbi: number; preloadedFiles: string[] }
@@ -42,7 +47,7 @@ export interface Fatal { code: string; message: string }
 export interface ZygoteEvent { ready?: Ready | null; fatal?: Fatal | null }
 export interface Started { pid: number; receivedNs: unknown; forkedNs: unknown; releasedNs: unknown }
 export interface SetupFailed { step: string; syscall: string; errnum: number; detail?: string | null }
-export interface Exited { code: number; signal: number; userCpuUs: unknown; systemCpuUs: unknown; maxRssKb: unknown; exitedNs: unknown }
+export interface Exited { code: number; signal: number; userCpuUs: unknown; systemCpuUs: unknown; maxRssKb: unknown; exitedNs: unknown; cgroupStats?: string[] | null }
 export interface JobEvent { started?: Started | null; setupFailed?: SetupFailed | null; exited?: Exited | null }
 
 const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
@@ -52,6 +57,8 @@ const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
   RunRequest: Ctor<RunRequest>;
   MountOp: Ctor<RunRequest['mounts'][number]>;
   LandlockRule: Ctor<RunRequest['landlock'][number]>;
+  CgroupWrite: Ctor<RunRequest['cgroupWrites'][number]>;
+  Rlimit: Ctor<RunRequest['rlimits'][number]>;
   JobError: Ctor<JobError>;
   Ready: Ctor<Ready>;
   Fatal: Ctor<Fatal>;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,6 +132,14 @@ static bool ForwardFatalSignals(int fd, Failure* f) {
   return true;
 }
 
+static bool SetResourceLimits(const std::vector<std::pair<int, uint64_t>>& limits, Failure* f) {
+  for (const auto& l : limits) {
+    struct rlimit r = {static_cast<rlim_t>(l.second), static_cast<rlim_t>(l.second)};
+    if (setrlimit(l.first, &r) != 0) return Fail(f, "resource limits", "setrlimit", errno);
+  }
+  return true;
+}
+
 bool Specialize(const ChildPlan& p, Failure* f) {
   // Before the maps exist we are the overflow uid: nothing that creates files works yet.
   RETURN_ON_FAILURE(SetParentDeathSignal(f));
@@ -149,6 +158,7 @@ bool Specialize(const ChildPlan& p, Failure* f) {
   RETURN_ON_FAILURE(SetupStdin(f));
   RETURN_ON_FAILURE(ReinitEventLoop(p.loop, f));
   RETURN_ON_FAILURE(NeutralizeZygoteFds(p, f));
+  RETURN_ON_FAILURE(SetResourceLimits(*p.rlimits, f));
   // Privileges last among the steps that need them; Landlock needs no_new_privs (set here).
   RETURN_ON_FAILURE(DropPrivileges(p.uid, p.gid, f));
   RETURN_ON_FAILURE(RestrictFilesystem(p.landlockHandled, *p.landlock, f));

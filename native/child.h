@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "failure.h"
@@ -30,6 +31,7 @@ struct ChildPlan {
   uint64_t landlockHandled;
   const std::vector<LandlockRule>* landlock;
   const std::vector<uint8_t>* seccomp;
+  const std::vector<std::pair<int, uint64_t>>* rlimits;  // resource, limit (soft = hard)
 };
 
 // The ordered list of setup steps. Allocates nothing and throws nothing.

@@ -59,7 +59,7 @@ static void SendSetupFailed(int statusFd, const Failure& f) {
   SendMessage(statusFd, w.data(), w.size(), nullptr, 0);
 }
 
-static void SendExited(int statusFd, int status, const struct rusage& ru) {
+static void SendExited(int statusFd, int status, const struct rusage& ru, const std::vector<std::string>& stats) {
   WireWriter w;
   w.BeginStruct(kExited);
   w.I32(1, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
@@ -68,6 +68,7 @@ static void SendExited(int statusFd, int status, const struct rusage& ru) {
   w.I64(4, static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec);
   w.I64(5, ru.ru_maxrss);
   w.I64(6, MonotonicNs());
+  w.StringList(7, stats);
   w.EndStruct();
   w.EndStruct();
   SendMessage(statusFd, w.data(), w.size(), nullptr, 0);
@@ -129,7 +130,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     close(err[0]);
     close(note[0]);
     ChildPlan plan = {sync[0], r.statusFd, r.stdoutFd, r.stderrFd, r.resultFd, r.payloadFd, note[1], r.hostname, r.uid, r.gid,
-                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, &r.landlock, &r.seccomp};
+                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, &r.landlock, &r.seccomp, &r.rlimits};
     if (!Specialize(plan, &f)) {
       ssize_t ignored = write(err[1], &f, sizeof f);
       (void)ignored;
@@ -150,7 +151,9 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
   close(r.resultFd);
   close(r.payloadFd);
 
-  bool mapped = WriteIdMapsFromParent(static_cast<pid_t>(pid), r.uid, r.outerUid, r.gid, r.outerGid, &f);
+  // Limits apply before the child runs a single instruction of its own.
+  bool mapped = WriteIdMapsFromParent(static_cast<pid_t>(pid), r.uid, r.outerUid, r.gid, r.outerGid, &f) &&
+                JoinCgroupsFromParent(r.cgroups, static_cast<pid_t>(pid), &f);
   if (mapped) {
     ssize_t ignored = write(sync[1], "G", 1);
     (void)ignored;
@@ -179,7 +182,9 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
   }
   // Killed by us on the job's own fatal signal: report that signal, as for any other process.
   if (noted > 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) status = noted;
-  SendExited(r.statusFd, status, ru);
+  std::vector<std::string> stats = ReadCgroupStats(r.cgroups);
+  RemoveCgroups(r.cgroups);
+  SendExited(r.statusFd, status, ru, stats);
   _exit(0);
 }
 

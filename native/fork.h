@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cgroups.h"
 #include "fds.h"
 #include "landlock.h"
 #include "mounts.h"
@@ -29,6 +30,8 @@ struct ForkRequest {
   uint64_t landlockHandled;
   std::vector<LandlockRule> landlock;
   std::vector<uint8_t> seccomp;
+  CgroupPlan cgroups;
+  std::vector<std::pair<int, uint64_t>> rlimits;
   unsigned long cloneFlags;  // CLONE_NEW* set, policy from the TypeScript side
   int64_t receivedNs;
   uv_loop_t* loop;

@@ -5,12 +5,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
+#include <vector>
 
 namespace ns {
 
 class WireWriter {
  public:
-  static constexpr size_t kCapacity = 1024;
+  static constexpr size_t kCapacity = 32768;
 
   void BeginStruct(int16_t id) { Header(12, id); }  // T_STRUCT
   void EndStruct() { Byte(0); }                     // T_STOP
@@ -25,6 +27,15 @@ class WireWriter {
     Header(11, id);
     Be32(static_cast<uint32_t>(n));
     Bytes(s, n);
+  }
+  void StringList(int16_t id, const std::vector<std::string>& items) {
+    Header(15, id);  // T_LIST
+    Byte(11);        // of T_STRING
+    Be32(static_cast<uint32_t>(items.size()));
+    for (const std::string& s : items) {
+      Be32(static_cast<uint32_t>(s.size()));
+      Bytes(s.data(), s.size());
+    }
   }
   const uint8_t* data() const { return buf_; }
   size_t size() const { return overflow_ ? 0 : len_; }

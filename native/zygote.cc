@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -102,11 +103,52 @@ static bool ParseLandlock(const Napi::Object& o, ForkRequest* r) {
   return true;
 }
 
+static bool ParseStrings(const Napi::Value& v, std::vector<std::string>* out) {
+  if (!v.IsArray()) return false;
+  Napi::Array list = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value e = list.Get(i);
+    if (!e.IsString()) return false;
+    out->push_back(e.As<Napi::String>());
+  }
+  return true;
+}
+
+static bool ParseCgroups(const Napi::Object& o, CgroupPlan* plan) {
+  Napi::Value writes = o.Get("cgroupWrites");
+  if (!ParseStrings(o.Get("cgroupDirs"), &plan->dirs) || !ParseStrings(o.Get("cgroupProcs"), &plan->procs) ||
+      !ParseStrings(o.Get("cgroupStats"), &plan->stats) || !writes.IsArray())
+    return false;
+  Napi::Array list = writes.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value e = list.Get(i);
+    if (!e.IsObject()) return false;
+    Napi::Value path = e.As<Napi::Object>().Get("path"), value = e.As<Napi::Object>().Get("value");
+    if (!path.IsString() || !value.IsString()) return false;
+    plan->writes.emplace_back(path.As<Napi::String>(), value.As<Napi::String>());
+  }
+  return true;
+}
+
+static bool ParseRlimits(const Napi::Value& v, std::vector<std::pair<int, uint64_t>>* out) {
+  if (!v.IsArray()) return false;
+  Napi::Array list = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value e = list.Get(i);
+    if (!e.IsObject()) return false;
+    Napi::Value resource = e.As<Napi::Object>().Get("resource"), limit = e.As<Napi::Object>().Get("limit");
+    if (!resource.IsNumber() || !limit.IsNumber()) return false;
+    double l = limit.As<Napi::Number>().DoubleValue();
+    out->emplace_back(resource.As<Napi::Number>().Int32Value(), l < 0 ? RLIM_INFINITY : static_cast<uint64_t>(l));
+  }
+  return true;
+}
+
 // forkJob({...}): see fork.h. In the zygote returns {pid}; in the job child {child: true}.
 static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   const char* usage =
       "forkJob({statusFd, stdoutFd, stderrFd, resultFd, payloadFd, controlFd, hostname, outerUid, outerGid, uid, gid, cloneFlags, "
-      "mounts, landlockHandled, landlock, seccomp, receivedNs})";
+      "mounts, landlockHandled, landlock, seccomp, cgroupDirs, cgroupWrites, cgroupProcs, cgroupStats, rlimits, receivedNs})";
   if (info.Length() < 1 || !info[0].IsObject()) return Usage(info.Env(), usage);
   Napi::Object o = info[0].As<Napi::Object>();
   bool ok = true;
@@ -125,6 +167,7 @@ static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   r.gid = static_cast<gid_t>(Int(o, "gid", &ok));
   if (!ok || !ParseMounts(o.Get("mounts"), &r.mounts) || !ParseLandlock(o, &r) || !o.Get("seccomp").IsTypedArray())
     return Usage(info.Env(), usage);
+  if (!ParseCgroups(o, &r.cgroups) || !ParseRlimits(o.Get("rlimits"), &r.rlimits)) return Usage(info.Env(), usage);
   Napi::Uint8Array seccomp = o.Get("seccomp").As<Napi::Uint8Array>();
   r.seccomp.assign(seccomp.Data(), seccomp.Data() + seccomp.ByteLength());
   Napi::Value hostname = o.Get("hostname");
@@ -193,6 +236,13 @@ void RegisterZygote(Napi::Env env, Napi::Object exports) {
   exports.Set("landlockAbi", Napi::Function::New(env, LandlockAbiJs));
   exports.Set("getpid", Napi::Function::New(env, GetPid));
   exports.Set("getppid", Napi::Function::New(env, GetPpid));
+  Napi::Object rlimit = Napi::Object::New(env);
+  rlimit.Set("CORE", static_cast<int>(RLIMIT_CORE));
+  rlimit.Set("DATA", static_cast<int>(RLIMIT_DATA));
+  rlimit.Set("NPROC", static_cast<int>(RLIMIT_NPROC));
+  rlimit.Set("CPU", static_cast<int>(RLIMIT_CPU));
+  rlimit.Set("FSIZE", static_cast<int>(RLIMIT_FSIZE));
+  exports.Set("RLIMIT", rlimit);
   Napi::Object clone = Napi::Object::New(env);
   clone.Set("NEWUSER", CLONE_NEWUSER);
   clone.Set("NEWPID", CLONE_NEWPID);

@@ -134,10 +134,17 @@ describe('wire: Thrift Value round trip', function () {
         mounts: [new T.MountOp({ kind: 1, source: '/a', target: '/a', writable: false, sizeBytes: 0 })],
         landlockHandled: 7,
         landlock: [new T.LandlockRule({ path: '/a', access: 4 })],
+        cgroupDirs: ['/sys/fs/cgroup/x'],
+        cgroupWrites: [new T.CgroupWrite({ path: '/sys/fs/cgroup/x/pids.max', value: '8' })],
+        cgroupProcs: ['/sys/fs/cgroup/x/cgroup.procs'],
+        cgroupStats: ['/sys/fs/cgroup/x/memory.peak'],
+        rlimits: [new T.Rlimit({ resource: 4, limit: 0 })],
       }),
     );
     expect(req.mounts[0].target).to.equal('/a');
     expect(req.landlock[0].path).to.equal('/a');
+    expect(req.cgroupWrites[0].value).to.equal('8');
+    expect(req.rlimits[0].resource).to.equal(4);
     expect({ ...req }).to.include({ id: 7, modulePath: '/x.mjs', hostname: 'h', cloneFlags: 5 });
     const err = decode(T.JobError, encode(T.JobError, { name: 'TypeError', message: 'm', stack: 's', code: 'E' }));
     expect({ ...err }).to.include({ name: 'TypeError', message: 'm', stack: 's', code: 'E' });

@@ -160,7 +160,7 @@ describe('Spawner.start on a kernel that refuses user namespaces', function () {
     const script = `
       import { Spawner } from ${JSON.stringify(pathToFileURL(join(packageRoot, 'dist', 'lib', 'index.js')).href)};
       try {
-        const s = await Spawner.start({});
+        const s = await Spawner.start({ sandbox: { limits: 'none' } });
         await s.close();
         console.log(JSON.stringify({ started: true }));
       } catch (e) {

@@ -55,6 +55,17 @@ struct LandlockRule {
   2: required i64 access
 }
 
+/** One write into a cgroup control file (lib/cgroups.ts decides path and value). */
+struct CgroupWrite {
+  1: required string path
+  2: required string value
+}
+
+struct Rlimit {
+  1: required i32 resource
+  2: required i64 limit
+}
+
 /** What the app asks the zygote for. The fds travel with it, in this order:
  *  status socket, stdout pipe, stderr pipe, result pipe, payload memfd. */
 struct RunRequest {
@@ -70,6 +81,16 @@ struct RunRequest {
   /** Landlock access bits the ruleset handles; 0 turns Landlock off. */
   8: required i64 landlockHandled
   9: required list<LandlockRule> landlock
+  /** Job cgroups the intermediate creates (in order) before releasing the child, then removes (in reverse). */
+  10: required list<string> cgroupDirs
+  /** Limits, written after the directories exist. */
+  11: required list<CgroupWrite> cgroupWrites
+  /** cgroup.procs files the child's pid is written to. */
+  12: required list<string> cgroupProcs
+  /** Files read after the child exited (peak memory, OOM kills, CPU), returned in Exited.cgroupStats. */
+  13: required list<string> cgroupStats
+  /** setrlimit() calls in the child (always RLIMIT_CORE 0; memory and process limits where cgroups are unavailable and the user asked for rlimits). */
+  14: required list<Rlimit> rlimits
 }
 
 /** A job that threw: what the child saw. */
@@ -132,6 +153,8 @@ struct Exited {
   4: required i64 systemCpuUs
   5: required i64 maxRssKb
   6: required i64 exitedNs
+  /** Contents of RunRequest.cgroupStats, in order (each at most 4 KiB; empty if unreadable). */
+  7: optional list<string> cgroupStats
 }
 
 union JobEvent {

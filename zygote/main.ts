@@ -123,6 +123,11 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint): boolean {
     landlockHandled: i64(req.landlockHandled),
     landlock: req.landlock.map((r) => ({ path: r.path, access: i64(r.access) })),
     seccomp,
+    cgroupDirs: req.cgroupDirs,
+    cgroupWrites: req.cgroupWrites.map((w) => ({ path: w.path, value: w.value })),
+    cgroupProcs: req.cgroupProcs,
+    cgroupStats: req.cgroupStats,
+    rlimits: req.rlimits.map((l) => ({ resource: l.resource, limit: i64(l.limit) })),
     receivedNs,
   });
   if ('child' in out) {
@@ -169,6 +174,11 @@ function selfTest(): number | null {
     mounts: [],
     landlockHandled: 0,
     landlock: [],
+    cgroupDirs: [],
+    cgroupWrites: [],
+    cgroupProcs: [],
+    cgroupStats: [],
+    rlimits: [],
   };
   if (fork(req, { status: statusZygote, stdout, stderr, result, payload }, t0)) return null;
   let exited: { code: number; signal: number } | undefined;

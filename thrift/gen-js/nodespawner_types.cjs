@@ -570,6 +570,144 @@ const LandlockRule = module.exports.LandlockRule = class {
   }
 
 };
+const CgroupWrite = module.exports.CgroupWrite = class {
+  constructor(args) {
+    this.path = null;
+    this.value = null;
+    if (args) {
+      if (args.path !== undefined && args.path !== null) {
+        this.path = args.path;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field path is unset!');
+      }
+      if (args.value !== undefined && args.value !== null) {
+        this.value = args.value;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field value is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.path = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRING) {
+          this.value = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('CgroupWrite');
+    if (this.path !== null && this.path !== undefined) {
+      output.writeFieldBegin('path', Thrift.Type.STRING, 1);
+      output.writeString(this.path);
+      output.writeFieldEnd();
+    }
+    if (this.value !== null && this.value !== undefined) {
+      output.writeFieldBegin('value', Thrift.Type.STRING, 2);
+      output.writeString(this.value);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const Rlimit = module.exports.Rlimit = class {
+  constructor(args) {
+    this.resource = null;
+    this.limit = null;
+    if (args) {
+      if (args.resource !== undefined && args.resource !== null) {
+        this.resource = args.resource;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field resource is unset!');
+      }
+      if (args.limit !== undefined && args.limit !== null) {
+        this.limit = args.limit;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field limit is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.I32) {
+          this.resource = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I64) {
+          this.limit = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('Rlimit');
+    if (this.resource !== null && this.resource !== undefined) {
+      output.writeFieldBegin('resource', Thrift.Type.I32, 1);
+      output.writeI32(this.resource);
+      output.writeFieldEnd();
+    }
+    if (this.limit !== null && this.limit !== undefined) {
+      output.writeFieldBegin('limit', Thrift.Type.I64, 2);
+      output.writeI64(this.limit);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const RunRequest = module.exports.RunRequest = class {
   constructor(args) {
     this.id = null;
@@ -581,6 +719,11 @@ const RunRequest = module.exports.RunRequest = class {
     this.mounts = null;
     this.landlockHandled = null;
     this.landlock = null;
+    this.cgroupDirs = null;
+    this.cgroupWrites = null;
+    this.cgroupProcs = null;
+    this.cgroupStats = null;
+    this.rlimits = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -626,6 +769,31 @@ const RunRequest = module.exports.RunRequest = class {
         this.landlock = Thrift.copyList(args.landlock, [ttypes.LandlockRule]);
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field landlock is unset!');
+      }
+      if (args.cgroupDirs !== undefined && args.cgroupDirs !== null) {
+        this.cgroupDirs = Thrift.copyList(args.cgroupDirs, [null]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cgroupDirs is unset!');
+      }
+      if (args.cgroupWrites !== undefined && args.cgroupWrites !== null) {
+        this.cgroupWrites = Thrift.copyList(args.cgroupWrites, [ttypes.CgroupWrite]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cgroupWrites is unset!');
+      }
+      if (args.cgroupProcs !== undefined && args.cgroupProcs !== null) {
+        this.cgroupProcs = Thrift.copyList(args.cgroupProcs, [null]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cgroupProcs is unset!');
+      }
+      if (args.cgroupStats !== undefined && args.cgroupStats !== null) {
+        this.cgroupStats = Thrift.copyList(args.cgroupStats, [null]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cgroupStats is unset!');
+      }
+      if (args.rlimits !== undefined && args.rlimits !== null) {
+        this.rlimits = Thrift.copyList(args.rlimits, [ttypes.Rlimit]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field rlimits is unset!');
       }
     }
   }
@@ -721,6 +889,83 @@ const RunRequest = module.exports.RunRequest = class {
           input.skip(ftype);
         }
         break;
+        case 10:
+        if (ftype == Thrift.Type.LIST) {
+          this.cgroupDirs = [];
+          const _rtmp326 = input.readListBegin();
+          const _size25 = _rtmp326.size || 0;
+          for (let _i27 = 0; _i27 < _size25; ++_i27) {
+            let elem28 = null;
+            elem28 = input.readString();
+            this.cgroupDirs.push(elem28);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 11:
+        if (ftype == Thrift.Type.LIST) {
+          this.cgroupWrites = [];
+          const _rtmp330 = input.readListBegin();
+          const _size29 = _rtmp330.size || 0;
+          for (let _i31 = 0; _i31 < _size29; ++_i31) {
+            let elem32 = null;
+            elem32 = new ttypes.CgroupWrite();
+            elem32.read(input);
+            this.cgroupWrites.push(elem32);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 12:
+        if (ftype == Thrift.Type.LIST) {
+          this.cgroupProcs = [];
+          const _rtmp334 = input.readListBegin();
+          const _size33 = _rtmp334.size || 0;
+          for (let _i35 = 0; _i35 < _size33; ++_i35) {
+            let elem36 = null;
+            elem36 = input.readString();
+            this.cgroupProcs.push(elem36);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 13:
+        if (ftype == Thrift.Type.LIST) {
+          this.cgroupStats = [];
+          const _rtmp338 = input.readListBegin();
+          const _size37 = _rtmp338.size || 0;
+          for (let _i39 = 0; _i39 < _size37; ++_i39) {
+            let elem40 = null;
+            elem40 = input.readString();
+            this.cgroupStats.push(elem40);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 14:
+        if (ftype == Thrift.Type.LIST) {
+          this.rlimits = [];
+          const _rtmp342 = input.readListBegin();
+          const _size41 = _rtmp342.size || 0;
+          for (let _i43 = 0; _i43 < _size41; ++_i43) {
+            let elem44 = null;
+            elem44 = new ttypes.Rlimit();
+            elem44.read(input);
+            this.rlimits.push(elem44);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -765,10 +1010,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.mounts !== null && this.mounts !== undefined) {
       output.writeFieldBegin('mounts', Thrift.Type.LIST, 7);
       output.writeListBegin(Thrift.Type.STRUCT, this.mounts.length);
-      for (let iter25 in this.mounts) {
-        if (this.mounts.hasOwnProperty(iter25)) {
-          iter25 = this.mounts[iter25];
-          iter25.write(output);
+      for (let iter45 in this.mounts) {
+        if (this.mounts.hasOwnProperty(iter45)) {
+          iter45 = this.mounts[iter45];
+          iter45.write(output);
         }
       }
       output.writeListEnd();
@@ -782,10 +1027,70 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.landlock !== null && this.landlock !== undefined) {
       output.writeFieldBegin('landlock', Thrift.Type.LIST, 9);
       output.writeListBegin(Thrift.Type.STRUCT, this.landlock.length);
-      for (let iter26 in this.landlock) {
-        if (this.landlock.hasOwnProperty(iter26)) {
-          iter26 = this.landlock[iter26];
-          iter26.write(output);
+      for (let iter46 in this.landlock) {
+        if (this.landlock.hasOwnProperty(iter46)) {
+          iter46 = this.landlock[iter46];
+          iter46.write(output);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.cgroupDirs !== null && this.cgroupDirs !== undefined) {
+      output.writeFieldBegin('cgroupDirs', Thrift.Type.LIST, 10);
+      output.writeListBegin(Thrift.Type.STRING, this.cgroupDirs.length);
+      for (let iter47 in this.cgroupDirs) {
+        if (this.cgroupDirs.hasOwnProperty(iter47)) {
+          iter47 = this.cgroupDirs[iter47];
+          output.writeString(iter47);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.cgroupWrites !== null && this.cgroupWrites !== undefined) {
+      output.writeFieldBegin('cgroupWrites', Thrift.Type.LIST, 11);
+      output.writeListBegin(Thrift.Type.STRUCT, this.cgroupWrites.length);
+      for (let iter48 in this.cgroupWrites) {
+        if (this.cgroupWrites.hasOwnProperty(iter48)) {
+          iter48 = this.cgroupWrites[iter48];
+          iter48.write(output);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.cgroupProcs !== null && this.cgroupProcs !== undefined) {
+      output.writeFieldBegin('cgroupProcs', Thrift.Type.LIST, 12);
+      output.writeListBegin(Thrift.Type.STRING, this.cgroupProcs.length);
+      for (let iter49 in this.cgroupProcs) {
+        if (this.cgroupProcs.hasOwnProperty(iter49)) {
+          iter49 = this.cgroupProcs[iter49];
+          output.writeString(iter49);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.cgroupStats !== null && this.cgroupStats !== undefined) {
+      output.writeFieldBegin('cgroupStats', Thrift.Type.LIST, 13);
+      output.writeListBegin(Thrift.Type.STRING, this.cgroupStats.length);
+      for (let iter50 in this.cgroupStats) {
+        if (this.cgroupStats.hasOwnProperty(iter50)) {
+          iter50 = this.cgroupStats[iter50];
+          output.writeString(iter50);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.rlimits !== null && this.rlimits !== undefined) {
+      output.writeFieldBegin('rlimits', Thrift.Type.LIST, 14);
+      output.writeListBegin(Thrift.Type.STRUCT, this.rlimits.length);
+      for (let iter51 in this.rlimits) {
+        if (this.rlimits.hasOwnProperty(iter51)) {
+          iter51 = this.rlimits[iter51];
+          iter51.write(output);
         }
       }
       output.writeListEnd();
@@ -986,12 +1291,12 @@ const Ready = module.exports.Ready = class {
         case 4:
         if (ftype == Thrift.Type.LIST) {
           this.preloaded = [];
-          const _rtmp328 = input.readListBegin();
-          const _size27 = _rtmp328.size || 0;
-          for (let _i29 = 0; _i29 < _size27; ++_i29) {
-            let elem30 = null;
-            elem30 = input.readString();
-            this.preloaded.push(elem30);
+          const _rtmp353 = input.readListBegin();
+          const _size52 = _rtmp353.size || 0;
+          for (let _i54 = 0; _i54 < _size52; ++_i54) {
+            let elem55 = null;
+            elem55 = input.readString();
+            this.preloaded.push(elem55);
           }
           input.readListEnd();
         } else {
@@ -1022,12 +1327,12 @@ const Ready = module.exports.Ready = class {
         case 8:
         if (ftype == Thrift.Type.LIST) {
           this.preloadedFiles = [];
-          const _rtmp332 = input.readListBegin();
-          const _size31 = _rtmp332.size || 0;
-          for (let _i33 = 0; _i33 < _size31; ++_i33) {
-            let elem34 = null;
-            elem34 = input.readString();
-            this.preloadedFiles.push(elem34);
+          const _rtmp357 = input.readListBegin();
+          const _size56 = _rtmp357.size || 0;
+          for (let _i58 = 0; _i58 < _size56; ++_i58) {
+            let elem59 = null;
+            elem59 = input.readString();
+            this.preloadedFiles.push(elem59);
           }
           input.readListEnd();
         } else {
@@ -1063,10 +1368,10 @@ const Ready = module.exports.Ready = class {
     if (this.preloaded !== null && this.preloaded !== undefined) {
       output.writeFieldBegin('preloaded', Thrift.Type.LIST, 4);
       output.writeListBegin(Thrift.Type.STRING, this.preloaded.length);
-      for (let iter35 in this.preloaded) {
-        if (this.preloaded.hasOwnProperty(iter35)) {
-          iter35 = this.preloaded[iter35];
-          output.writeString(iter35);
+      for (let iter60 in this.preloaded) {
+        if (this.preloaded.hasOwnProperty(iter60)) {
+          iter60 = this.preloaded[iter60];
+          output.writeString(iter60);
         }
       }
       output.writeListEnd();
@@ -1090,10 +1395,10 @@ const Ready = module.exports.Ready = class {
     if (this.preloadedFiles !== null && this.preloadedFiles !== undefined) {
       output.writeFieldBegin('preloadedFiles', Thrift.Type.LIST, 8);
       output.writeListBegin(Thrift.Type.STRING, this.preloadedFiles.length);
-      for (let iter36 in this.preloadedFiles) {
-        if (this.preloadedFiles.hasOwnProperty(iter36)) {
-          iter36 = this.preloadedFiles[iter36];
-          output.writeString(iter36);
+      for (let iter61 in this.preloadedFiles) {
+        if (this.preloadedFiles.hasOwnProperty(iter61)) {
+          iter61 = this.preloadedFiles[iter61];
+          output.writeString(iter61);
         }
       }
       output.writeListEnd();
@@ -1457,6 +1762,7 @@ const Exited = module.exports.Exited = class {
     this.systemCpuUs = null;
     this.maxRssKb = null;
     this.exitedNs = null;
+    this.cgroupStats = null;
     if (args) {
       if (args.code !== undefined && args.code !== null) {
         this.code = args.code;
@@ -1487,6 +1793,9 @@ const Exited = module.exports.Exited = class {
         this.exitedNs = args.exitedNs;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field exitedNs is unset!');
+      }
+      if (args.cgroupStats !== undefined && args.cgroupStats !== null) {
+        this.cgroupStats = Thrift.copyList(args.cgroupStats, [null]);
       }
     }
   }
@@ -1543,6 +1852,21 @@ const Exited = module.exports.Exited = class {
           input.skip(ftype);
         }
         break;
+        case 7:
+        if (ftype == Thrift.Type.LIST) {
+          this.cgroupStats = [];
+          const _rtmp363 = input.readListBegin();
+          const _size62 = _rtmp363.size || 0;
+          for (let _i64 = 0; _i64 < _size62; ++_i64) {
+            let elem65 = null;
+            elem65 = input.readString();
+            this.cgroupStats.push(elem65);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1582,6 +1906,18 @@ const Exited = module.exports.Exited = class {
     if (this.exitedNs !== null && this.exitedNs !== undefined) {
       output.writeFieldBegin('exitedNs', Thrift.Type.I64, 6);
       output.writeI64(this.exitedNs);
+      output.writeFieldEnd();
+    }
+    if (this.cgroupStats !== null && this.cgroupStats !== undefined) {
+      output.writeFieldBegin('cgroupStats', Thrift.Type.LIST, 7);
+      output.writeListBegin(Thrift.Type.STRING, this.cgroupStats.length);
+      for (let iter66 in this.cgroupStats) {
+        if (this.cgroupStats.hasOwnProperty(iter66)) {
+          iter66 = this.cgroupStats[iter66];
+          output.writeString(iter66);
+        }
+      }
+      output.writeListEnd();
       output.writeFieldEnd();
     }
     output.writeFieldStop();
