@@ -150,8 +150,8 @@ export function prepareParents(s: CgroupSupport): void {
   }
 }
 
-/** Removes what is left of the spawner's cgroups (jobs whose intermediate died first, then the parents). */
-export function removeParents(s: CgroupSupport): void {
+/** Removes job cgroups whose intermediate died before it could (the zygote was killed). */
+export function removeLeftovers(s: CgroupSupport): void {
   for (const dir of parentDirs(s)) {
     let children: string[] = [];
     try {
@@ -159,12 +159,24 @@ export function removeParents(s: CgroupSupport): void {
     } catch {
       continue;
     }
-    for (const child of [...children, dir]) {
+    for (const child of children) {
       try {
         fs.rmdirSync(child);
       } catch {
-        // still busy or already gone: nothing more to do from here
+        // still busy: the spawner's close removes it
       }
+    }
+  }
+}
+
+/** Removes the spawner's cgroups: what jobs left, then the parents. */
+export function removeParents(s: CgroupSupport): void {
+  removeLeftovers(s);
+  for (const dir of parentDirs(s)) {
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      // already gone
     }
   }
 }

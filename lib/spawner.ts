@@ -1,45 +1,22 @@
-// The app side: starts the zygote, queues runs (p-queue), and owns every job's lifecycle.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The app side: supervises the zygote, queues runs (p-queue), and owns every job's lifecycle.
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
-import { native, packageRoot } from './native.js';
-import { T, decode, i64 } from './wire.js';
-import type { Ready } from './wire.js';
+import { native } from './native.js';
+import { T } from './wire.js';
 import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js';
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
 import { AbortError, ClosedError, NodespawnerError, QueueFullError, StartError, ZygoteGoneError } from './errors.js';
 import { Job, encodePayload } from './job.js';
 import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } from './sandbox.js';
-import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeParents } from './cgroups.js';
+import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeLeftovers, removeParents } from './cgroups.js';
 import type { CgroupSupport, Limits } from './cgroups.js';
+import { ZygoteProcess } from './zygote-process.js';
+import type { ZygoteInfo } from './zygote-process.js';
 import type { RunResult } from './job.js';
 
-const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
-
-/** V8/Node flags the zygote needs; DESIGN.md explains each. */
-const zygoteFlags = [
-  '--single-threaded', // a GC in a forked child must not wait for V8 worker threads it lacks
-  '--experimental-vm-modules', // the in-thread ESM linker for jobs
-  '--experimental-import-meta-resolve', // resolving a job's bare imports from its own path
-  '--disable-warning=ExperimentalWarning',
-];
-
-export interface ZygoteInfo {
-  pid: number;
-  nodeVersion: string;
-  threads: number;
-  preloaded: string[];
-  rssBytes: number;
-  selfTestMs: number;
-  /** The kernel's Landlock ABI (0 or negative: unavailable; jobs then run without that layer). */
-  landlockAbi: number;
-  /** Files of the preloaded modules; their packages are bound read-only into every job. */
-  preloadedFiles: string[];
-}
-
+export type { ZygoteInfo };
 
 let spawnerCount = 0;
 
@@ -63,148 +40,52 @@ function resolveLimits(o: ResolvedSpawnerOptions): CgroupSupport {
   return support;
 }
 
-/** Whether `id` exists in this process's user namespace (a root app in a container may lack nobody). */
-function idMapped(kind: 'uid' | 'gid', id: number): boolean {
-  try {
-    return readFileSync(`/proc/self/${kind}_map`, 'utf8')
-      .trim()
-      .split('\n')
-      .some((line) => {
-        const [inside, , count] = line.trim().split(/\s+/).map(Number);
-        return id >= inside && id < inside + count;
-      });
-  } catch {
-    return false;
-  }
-}
-
 export class Spawner extends EventEmitter {
   private readonly queue: PQueue;
-  private readonly running = new Set<Job>();
+  private readonly running = new Map<Job, ZygoteProcess>();
   private waiting = 0;
+  private started = 0;
   private nextId = 1;
   private closed = false;
-  private gone: ZygoteGoneError | null = null;
   private closing: Promise<void> | null = null;
   private readonly rejectWaiting = new Set<(e: Error) => void>();
-  private readonly preloadDirs: string[];
+  private zygote: ZygoteProcess | null = null;
+  private restarting: Promise<ZygoteProcess> | null = null;
+  private preloadDirs: string[] = [];
+  private lastInfo!: ZygoteInfo;
 
   private constructor(
     private readonly options: ResolvedSpawnerOptions,
-    private readonly zygote: ChildProcess,
-    private readonly controlFd: number,
-    private readonly control: { close(): void; unref(): void },
-    private readonly stderrTail: () => string,
-    /** What the zygote reported when it became ready. */
-    readonly info: ZygoteInfo,
+    private readonly seccomp: Uint8Array,
     private readonly cgroups: CgroupSupport,
+    zygote: ZygoteProcess,
   ) {
     super();
     this.queue = new PQueue({ concurrency: options.concurrency });
-    this.preloadDirs = [...new Set(info.preloadedFiles.map(packageDirOf))];
+    this.adopt(zygote);
   }
 
   /** Starts a zygote: preloads modules, self-tests forking, and resolves once it serves. */
   static async start(options: SpawnerOptions = {}): Promise<Spawner> {
     const o = resolveSpawnerOptions(options);
-    const euid = process.geteuid!();
-    const config = {
-      appPid: process.pid,
-      preload: o.preload,
-      preloadBase: o.preloadBase,
-      // Root inside each job maps to an unprivileged id outside: nobody for a root app, else the app's own.
-      outerUid: euid === 0 && idMapped('uid', 65534) ? 65534 : euid,
-      outerGid: euid === 0 && idMapped('gid', 65534) ? 65534 : process.getegid!(),
-      selfTest: o.selfTest,
-      // Closed by the zygote first thing: no fd the app leaked by mistake may reach a job.
-      inheritedFds: native.inheritableFds().filter((fd) => fd > 3),
-      seccomp: '',
-    };
+    const seccomp = new Uint8Array(0);
     const cgroups = resolveLimits(o);
-    const [appEnd, zygoteEnd] = native.socketPair();
-    let zygote: ChildProcess;
     try {
-      zygote = spawn(process.execPath, [...zygoteFlags, zygoteMain, JSON.stringify(config)], {
-        stdio: ['ignore', 'ignore', 'pipe', zygoteEnd],
-        env: o.env,
-        cwd: '/',
-      });
+      return new Spawner(o, seccomp, cgroups, await ZygoteProcess.start(o, seccomp));
     } catch (e) {
-      native.close(appEnd);
-      native.close(zygoteEnd);
-      throw new StartError(`cannot spawn the zygote: ${(e as Error).message}`, 'spawn', { cause: e });
-    }
-    native.close(zygoteEnd);
-    let stderr = '';
-    zygote.stderr!.setEncoding('utf8');
-    zygote.stderr!.on('data', (s: string) => {
-      stderr = (stderr + s).slice(-16384);
-    });
-    const stderrTail = () => stderr;
-
-    let onEvent: (data: Buffer | null) => void = () => {};
-    const control = new native.MessageWatcher(appEnd, (data) => onEvent(data));
-    const hint = 'See the Requirements section of the nodespawner README.';
-    let spawner: Spawner | undefined;
-    try {
-      const ready = await new Promise<Ready>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new StartError(`the zygote did not become ready within ${o.startTimeout} ms; stderr: ${stderr.slice(-2000)}`, 'timeout')), o.startTimeout);
-        const fail = (e: Error) => {
-          clearTimeout(timer);
-          reject(e);
-        };
-        zygote.once('error', (e) => fail(new StartError(`cannot spawn the zygote: ${e.message}`, 'spawn', { cause: e })));
-        zygote.once('exit', (code, sig) =>
-          // Give the control socket a moment: a fatal report is more useful than the exit status.
-          setTimeout(() => fail(new StartError(`the zygote exited during start (${sig ?? `code ${code}`}); stderr: ${stderr.slice(-2000)}`, 'exit')), 50),
-        );
-        onEvent = (data) => {
-          if (data === null) return;
-          let ev;
-          try {
-            ev = decode(T.ZygoteEvent, data);
-          } catch (e) {
-            return fail(new StartError(`the zygote sent a malformed message: ${(e as Error).message}`, 'protocol'));
-          }
-          if (ev.fatal) return fail(new StartError(`the zygote could not start: ${ev.fatal.code}: ${ev.fatal.message}. ${hint}`, ev.fatal.code));
-          if (ev.ready) {
-            clearTimeout(timer);
-            resolve(ev.ready);
-          }
-        };
-      });
-      const info: ZygoteInfo = {
-        pid: ready.pid,
-        nodeVersion: ready.nodeVersion,
-        threads: ready.threads,
-        preloaded: [...ready.preloaded],
-        rssBytes: i64(ready.rssBytes),
-        selfTestMs: ready.selfTestMs,
-        landlockAbi: ready.landlockAbi,
-        preloadedFiles: [...ready.preloadedFiles],
-      };
-      spawner = new Spawner(o, zygote, appEnd, control, stderrTail, info, cgroups);
-    } catch (e) {
-      control.close();
-      zygote.kill('SIGKILL');
       removeParents(cgroups);
       throw e;
     }
-    const s = spawner;
-    onEvent = (data) => {
-      if (data === null) s.zygoteGone('the zygote closed its control socket');
-    };
-    zygote.on('exit', (code, sig) => s.zygoteGone(`the zygote exited (${sig ?? `code ${code}`})`));
-    // An idle spawner does not keep the app alive (running jobs do); the zygote dies with the app.
-    control.unref();
-    zygote.unref();
-    (zygote.stderr as unknown as { unref(): void }).unref();
-    return s;
   }
 
-  /** The zygote's pid. */
+  /** What the current (or last) zygote reported when it became ready. */
+  get info(): ZygoteInfo {
+    return this.lastInfo;
+  }
+
+  /** The pid of the current (or last) zygote. */
   get pid(): number {
-    return this.info.pid;
+    return this.lastInfo.pid;
   }
 
   /** Jobs waiting for a slot. */
@@ -214,7 +95,7 @@ export class Spawner extends EventEmitter {
 
   /** Jobs running now. */
   get active(): number {
-    return this.running.size;
+    return this.started;
   }
 
   /**
@@ -234,7 +115,6 @@ export class Spawner extends EventEmitter {
       return Promise.reject(e);
     }
     if (this.closed) return Promise.reject(new ClosedError());
-    if (this.gone) return Promise.reject(this.gone);
     if (o.signal?.aborted) return Promise.reject(new AbortError(o.signal.reason));
     if (this.waiting >= this.options.maxQueue) return Promise.reject(new QueueFullError(this.options.maxQueue));
 
@@ -260,14 +140,19 @@ export class Spawner extends EventEmitter {
         if (cancelled) return;
         started = true;
         this.waiting--;
+        this.started++;
         this.rejectWaiting.delete(cancelWaiting);
-        if (this.gone) {
+        let zygote: ZygoteProcess;
+        try {
+          zygote = await this.ensureZygote();
+        } catch (e) {
+          this.started--;
           cleanup();
-          return reject(this.gone);
+          return reject(e);
         }
         const id = this.nextId++;
         job = new Job({
-          controlFd: this.controlFd,
+          controlFd: zygote.controlFd,
           id,
           modulePath,
           sandbox: this.sandboxRequest(id, modulePath, o.limits),
@@ -276,13 +161,14 @@ export class Spawner extends EventEmitter {
           options: o,
           queuedAt,
         });
-        this.running.add(job);
+        this.running.set(job, zygote);
         try {
           resolve((await job.start()) as RunResult<V>);
         } catch (e) {
           reject(e);
         } finally {
           this.running.delete(job);
+          this.started--;
           cleanup();
         }
       });
@@ -314,14 +200,46 @@ export class Spawner extends EventEmitter {
     };
   }
 
-  private zygoteGone(why: string): void {
-    if (this.gone || this.closed) return;
-    this.gone = new ZygoteGoneError(`${why}; stderr: ${this.stderrTail().slice(-2000)}`);
-    this.control.close();
-    for (const job of this.running) job.kill(this.gone);
-    for (const reject of [...this.rejectWaiting]) reject(this.gone);
-    void Promise.allSettled([...this.running].map((j) => j.promise)).then(() => removeParents(this.cgroups));
-    this.emit('zygoteExit', this.gone);
+  private adopt(z: ZygoteProcess): void {
+    this.zygote = z;
+    this.lastInfo = z.info;
+    this.preloadDirs = [...new Set(z.info.preloadedFiles.map(packageDirOf))];
+    z.onGone((why) => this.zygoteGone(z, why));
+  }
+
+  /** The serving zygote; after a crash, a new one (started once, however many runs wait). */
+  private ensureZygote(): Promise<ZygoteProcess> {
+    if (this.zygote) return Promise.resolve(this.zygote);
+    this.restarting ??= (async () => {
+      try {
+        const previous = this.lastInfo.pid;
+        prepareParents(this.cgroups);
+        const z = await ZygoteProcess.start(this.options, this.seccomp);
+        if (this.closed) {
+          await z.stop();
+          throw new ClosedError();
+        }
+        this.adopt(z);
+        this.emit('zygoteRestart', { previousPid: previous, pid: z.info.pid });
+        return z;
+      } finally {
+        this.restarting = null;
+      }
+    })();
+    return this.restarting;
+  }
+
+  /** The zygote died: jobs in flight on it fail, waiting jobs go to the next zygote. */
+  private zygoteGone(z: ZygoteProcess, why: string): void {
+    if (this.zygote !== z) return;
+    this.zygote = null;
+    void z.stop();
+    const err = new ZygoteGoneError(why);
+    const lost = [...this.running].filter(([, on]) => on === z).map(([job]) => job);
+    for (const job of lost) job.kill(err);
+    // Intermediates die with the zygote before removing their jobs' cgroups.
+    void Promise.allSettled(lost.map((j) => j.promise)).then(() => removeLeftovers(this.cgroups));
+    if (!this.closed) this.emit('zygoteExit', err);
   }
 
   /**
@@ -336,19 +254,13 @@ export class Spawner extends EventEmitter {
   private async doClose(): Promise<void> {
     this.closed = true;
     for (const reject of [...this.rejectWaiting]) reject(new ClosedError());
-    const jobs = [...this.running];
+    const jobs = [...this.running.keys()];
     for (const job of jobs) job.close();
     await Promise.allSettled(jobs.map((j) => j.promise));
     await this.queue.onIdle();
-    const exited = new Promise<void>((resolve) => {
-      if (this.zygote.exitCode !== null || this.zygote.signalCode !== null) return resolve();
-      this.zygote.once('exit', () => resolve());
-    });
-    this.control.close(); // EOF on the control socket: the zygote exits
-    const timer = setTimeout(() => this.zygote.kill('SIGKILL'), 2_000);
-    await exited;
-    clearTimeout(timer);
-    this.zygote.stderr?.destroy();
+    await this.restarting?.catch(() => null);
+    await this.zygote?.stop();
+    this.zygote = null;
     removeParents(this.cgroups);
   }
 }

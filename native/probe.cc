@@ -1,6 +1,7 @@
 // A test-only addon (target nodespawner_probe): one raw system call per attack, for the escape
 // tests. JavaScript cannot make most of these calls, so a probe job loads this addon, names an
-// attack, and reports what the kernel answered: { ok, errno, result }. Like bubblewrap's
+// attack, and reports what the kernel answered: { ok, errno, result } (and `data` for
+// keyctl-read). Like bubblewrap's
 // tests/try-syscall.c, each attack is exactly one syscall(2), with arguments chosen so that the
 // call would do something if the sandbox let it: the interesting answer is the errno (or the
 // SIGSYS that kills the job when seccomp denies the call).
@@ -96,6 +97,8 @@ Outcome Clone3NewUser() {
 }
 
 Outcome Try(const std::string& name, Args& a) {
+  // If it succeeds, the job's parent (the intermediate) becomes its tracer: harmless, but the job
+  // then stops on every signal. Only worth trying where seccomp should kill the job.
   if (name == "ptrace-traceme") return Done(syscall(SYS_ptrace, PTRACE_TRACEME, 0, nullptr, nullptr));
   if (name == "ptrace-attach") return Done(syscall(SYS_ptrace, PTRACE_ATTACH, a.Number(0, 1), nullptr, nullptr));
   if (name == "mount") return Done(syscall(SYS_mount, "tmpfs", a.String(0, "/tmp"), "tmpfs", 0UL, "size=64k"));

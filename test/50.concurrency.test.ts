@@ -47,7 +47,7 @@ describe('concurrency', function () {
       spawner.run(fixture('loop.mjs'), {}, { timeout: 100 }).catch(() => null),
     ];
     await Promise.all(mixed()); // first use opens whatever Node opens lazily
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 200)); // closing a destroyed stream's fd takes a loop turn
     const before = openFds();
     for (let i = 0; i < 8; i++) await Promise.all(mixed());
     const after = await waitFor('fds to be closed', () => {

@@ -123,7 +123,7 @@ describe('escape attempts', function () {
   });
 
   describe('writing outside /tmp', function () {
-    const targets = () => [join(packageRoot, 'escape-written'), escape('escape-written'), '/escape-written'];
+    const targets = () => [join(packageRoot, 'escape-written'), fixture('escape-written'), '/escape-written'];
 
     after(function () {
       for (const t of targets()) fs.rmSync(t, { force: true });
@@ -313,7 +313,7 @@ describe('escape attempts', function () {
   describe('privileges', function () {
     const none = '0000000000000000';
 
-    it('runs with no capabilities, no_new_privs set, and no uid 0, in every configuration', async function () {
+    it('runs with no capabilities, no_new_privs set, and no uid 0, with every layer and with the switchable layers off', async function () {
       for (const layer of ['full', 'userAlone']) {
         const v = (await s[layer].run<any>(escape('privileges.mjs'))).value;
         expect(v.status, layer).to.deep.include({ CapInh: none, CapPrm: none, CapEff: none, CapBnd: none, CapAmb: none, NoNewPrivs: '1', Uid: '1000 1000 1000 1000', Gid: '1000 1000 1000 1000', Groups: '' });

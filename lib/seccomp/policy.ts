@@ -135,6 +135,10 @@ export const THREAD_CLONE_FLAGS = 0x3d0f00;
 export const IoctlRequest = Object.freeze({
   /** isatty(), tcgetattr(): Node asks for every stdio fd. */
   TCGETS: 0x5401,
+  /** tcsetattr(): setRawMode(), and Node restoring a terminal's modes at exit. */
+  TCSETS: 0x5402,
+  TCSETSW: 0x5403,
+  TCSETSF: 0x5404,
   /** Terminal size (process.stdout.columns). */
   TIOCGWINSZ: 0x5413,
   /** Bytes readable. */
@@ -192,12 +196,15 @@ export const basicIo: SyscallSet = Object.freeze({
     'lseek', 'close', 'close_range', 'dup', 'dup2', 'dup3', 'fcntl', 'pipe', 'pipe2',
     'sendfile', 'copy_file_range', 'splice', 'tee',
   ),
-  // ioctl reaches every driver behind every fd. A job only needs the tty queries Node makes on
-  // stdio and the fd-flag requests libuv makes. Anything else fails with ENOTTY, which is what the
-  // kernel answers for a request an fd does not support, so probing code takes its usual path.
+  // ioctl reaches every driver behind every fd. A job only needs the terminal-mode requests Node
+  // makes on stdio and the fd-flag requests libuv makes; not TIOCSTI (typing into a terminal), not
+  // the SIOC* network configuration the job's CAP_NET_ADMIN would otherwise allow. Anything else
+  // fails with EPERM rather than ENOTTY: Node asserts that a failing tcsetattr() fails with EPERM
+  // (node.cc, ResetStdio) and aborts otherwise, and EPERM is what Docker's default profile answers,
+  // so code is used to it.
   ioctl: {
     if: [{ when: { arg: 1, oneOf: Object.values(IoctlRequest), upper: 'ignored' }, then: allow }],
-    else: errno(Errno.ENOTTY),
+    else: errno(Errno.EPERM),
   },
 });
 

@@ -1,0 +1,184 @@
+// One zygote process as the app sees it: spawn it, wait until it reports ready (or why it cannot
+// serve), and tell the owner once when it is gone.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { native, packageRoot } from './native.js';
+import { T, decode, i64 } from './wire.js';
+import type { Ready } from './wire.js';
+import type { ResolvedSpawnerOptions } from './options.js';
+import { StartError } from './errors.js';
+
+const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
+
+/** V8/Node flags the zygote needs; DESIGN.md explains each. */
+const zygoteFlags = [
+  '--single-threaded', // a GC in a forked child must not wait for V8 worker threads it lacks
+  '--experimental-vm-modules', // the in-thread ESM linker for jobs
+  '--experimental-import-meta-resolve', // resolving a job's bare imports from its own path
+  '--disable-warning=ExperimentalWarning',
+];
+
+export interface ZygoteInfo {
+  pid: number;
+  nodeVersion: string;
+  threads: number;
+  preloaded: string[];
+  rssBytes: number;
+  selfTestMs: number;
+  /** The kernel's Landlock ABI (0 or negative: unavailable; jobs then run without that layer). */
+  landlockAbi: number;
+  /** Files of the preloaded modules; their packages are bound read-only into every job. */
+  preloadedFiles: string[];
+}
+
+/** Whether `id` exists in this process's user namespace (a root app in a container may lack nobody). */
+function idMapped(kind: 'uid' | 'gid', id: number): boolean {
+  try {
+    return readFileSync(`/proc/self/${kind}_map`, 'utf8')
+      .trim()
+      .split('\n')
+      .some((line) => {
+        const [inside, , count] = line.trim().split(/\s+/).map(Number);
+        return id >= inside && id < inside + count;
+      });
+  } catch {
+    return false;
+  }
+}
+
+export class ZygoteProcess {
+  private goneHandler: (why: string) => void = () => {};
+  private isGone = false;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly controlFd: number,
+    private readonly control: { close(): void; unref(): void },
+    private readonly stderrTail: () => string,
+    readonly info: ZygoteInfo,
+  ) {}
+
+  /** Spawns a zygote and resolves once it serves; rejects with a StartError that says why not. */
+  static async start(o: ResolvedSpawnerOptions, seccomp: Uint8Array): Promise<ZygoteProcess> {
+    const euid = process.geteuid!();
+    const config = {
+      appPid: process.pid,
+      preload: o.preload,
+      preloadBase: o.preloadBase,
+      // The job's ids map to an unprivileged id outside: nobody for a root app, else the app's own.
+      outerUid: euid === 0 && idMapped('uid', 65534) ? 65534 : euid,
+      outerGid: euid === 0 && idMapped('gid', 65534) ? 65534 : process.getegid!(),
+      selfTest: o.selfTest,
+      // Closed by the zygote first thing: no fd the app leaked by mistake may reach a job.
+      inheritedFds: native.inheritableFds().filter((fd) => fd > 3),
+      seccomp: Buffer.from(seccomp).toString('base64'),
+    };
+    const [appEnd, zygoteEnd] = native.socketPair();
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [...zygoteFlags, zygoteMain, JSON.stringify(config)], {
+        stdio: ['ignore', 'ignore', 'pipe', zygoteEnd],
+        env: o.env,
+        cwd: '/',
+      });
+    } catch (e) {
+      native.close(appEnd);
+      native.close(zygoteEnd);
+      throw new StartError(`cannot spawn the zygote: ${(e as Error).message}`, 'spawn', { cause: e });
+    }
+    native.close(zygoteEnd);
+    let stderr = '';
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (s: string) => {
+      stderr = (stderr + s).slice(-16384);
+    });
+
+    let onEvent: (data: Buffer | null) => void = () => {};
+    const control = new native.MessageWatcher(appEnd, (data) => onEvent(data));
+    const hint = 'See the Requirements section of the nodespawner README.';
+    let ready: Ready;
+    try {
+      ready = await new Promise<Ready>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new StartError(`the zygote did not become ready within ${o.startTimeout} ms; stderr: ${stderr.slice(-2000)}`, 'timeout')), o.startTimeout);
+        const fail = (e: Error) => {
+          clearTimeout(timer);
+          reject(e);
+        };
+        child.once('error', (e) => fail(new StartError(`cannot spawn the zygote: ${e.message}`, 'spawn', { cause: e })));
+        child.once('exit', (code, sig) =>
+          // Give the control socket a moment: a fatal report is more useful than the exit status.
+          setTimeout(() => fail(new StartError(`the zygote exited during start (${sig ?? `code ${code}`}); stderr: ${stderr.slice(-2000)}`, 'exit')), 50),
+        );
+        onEvent = (data) => {
+          if (data === null) return;
+          let ev;
+          try {
+            ev = decode(T.ZygoteEvent, data);
+          } catch (e) {
+            return fail(new StartError(`the zygote sent a malformed message: ${(e as Error).message}`, 'protocol'));
+          }
+          if (ev.fatal) return fail(new StartError(`the zygote could not start: ${ev.fatal.code}: ${ev.fatal.message}. ${hint}`, ev.fatal.code));
+          if (ev.ready) {
+            clearTimeout(timer);
+            resolve(ev.ready);
+          }
+        };
+      });
+    } catch (e) {
+      control.close();
+      child.kill('SIGKILL');
+      throw e;
+    }
+    const info: ZygoteInfo = {
+      pid: ready.pid,
+      nodeVersion: ready.nodeVersion,
+      threads: ready.threads,
+      preloaded: [...ready.preloaded],
+      rssBytes: i64(ready.rssBytes),
+      selfTestMs: ready.selfTestMs,
+      landlockAbi: ready.landlockAbi,
+      preloadedFiles: [...ready.preloadedFiles],
+    };
+    const z = new ZygoteProcess(child, appEnd, control, () => stderr, info);
+    onEvent = (data) => {
+      if (data === null) z.markGone('the zygote closed its control socket');
+    };
+    child.on('exit', (code, sig) => z.markGone(`the zygote exited (${sig ?? `code ${code}`})`));
+    // An idle spawner does not keep the app alive (running jobs do); the zygote dies with the app.
+    control.unref();
+    child.unref();
+    (child.stderr as unknown as { unref(): void }).unref();
+    return z;
+  }
+
+  /** Called once, when the zygote dies or closes its socket. */
+  onGone(handler: (why: string) => void): void {
+    this.goneHandler = handler;
+  }
+
+  get gone(): boolean {
+    return this.isGone;
+  }
+
+  private markGone(why: string): void {
+    if (this.isGone) return;
+    this.isGone = true;
+    this.control.close();
+    this.goneHandler(`${why}; stderr: ${this.stderrTail().slice(-2000)}`);
+  }
+
+  /** Ends the zygote: EOF on its control socket, SIGKILL if it lingers. Resolves once it exited. */
+  async stop(): Promise<void> {
+    const exited = new Promise<void>((resolve) => {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) return resolve();
+      this.child.once('exit', () => resolve());
+    });
+    this.isGone = true;
+    this.control.close();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 2_000);
+    await exited;
+    clearTimeout(timer);
+    this.child.stderr?.destroy();
+  }
+}
