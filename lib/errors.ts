@@ -89,6 +89,13 @@ export function setupHint(step: string): string {
   return '';
 }
 
+/** The job wrote more than maxStdout / maxStderr with outputOverflow 'kill'; it was killed. */
+export class OutputTooLargeError extends NodespawnerError {
+  constructor(readonly stream: 'stdout' | 'stderr', readonly limit: number, details?: RunFailureDetails) {
+    super('ERR_OUTPUT_TOO_LARGE', `job wrote more than ${limit} bytes to ${stream} and was killed (outputOverflow: 'kill')`, details);
+  }
+}
+
 /** A sandbox setup step failed before the job ran. */
 export class SandboxSetupError extends NodespawnerError {
   constructor(readonly step: string, readonly syscall: string, readonly errno: number, readonly errnoName: string, detail: string, details?: RunFailureDetails) {

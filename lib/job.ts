@@ -15,6 +15,7 @@ import {
   InvalidOutputError,
   JobCrashedError,
   OutOfMemoryError,
+  OutputTooLargeError,
   JobFailedError,
   NodespawnerError,
   ResultTooLargeError,
@@ -173,8 +174,12 @@ export class Job {
     fds.forEach((fd) => native.close(fd));
     const [statusApp, outR, errR, resR] = appEnds;
     this.watcher = new native.MessageWatcher(statusApp, (data, received) => this.onStatus(data, received));
-    this.readStream(outR, (b) => this.out.push(b));
-    this.readStream(errR, (b) => this.err.push(b));
+    const overflowing = (capture: Capture, stream: 'stdout' | 'stderr', limit: number) => (b: Buffer) => {
+      capture.push(b);
+      if (capture.dropped > 0 && this.c.options.outputOverflow === 'kill') this.kill(new OutputTooLargeError(stream, limit));
+    };
+    this.readStream(outR, overflowing(this.out, 'stdout', this.c.options.maxStdout));
+    this.readStream(errR, overflowing(this.err, 'stderr', this.c.options.maxStderr));
     this.readStream(resR, (b) => {
       this.result.push(b);
       if (this.result.size > this.c.options.maxResultBytes && !this.resultOverflow) {

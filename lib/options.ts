@@ -73,6 +73,12 @@ export interface SpawnerOptions {
   maxStderr?: number;
   /** Bytes of result a job may send; more kills it. @default 64 MiB */
   maxResultBytes?: number;
+  /**
+   * What happens when a job writes more than maxStdout / maxStderr: 'truncate' keeps the first
+   * bytes and lets the job run on (the rest is read and dropped); 'kill' ends it with ERR_OUTPUT_TOO_LARGE.
+   * @default 'truncate'
+   */
+  outputOverflow?: 'truncate' | 'kill';
   sandbox?: SandboxOptions;
   /** The zygote's environment (jobs inherit it). The zygote holds no secrets: empty by default. @default {} */
   env?: Record<string, string>;
@@ -92,6 +98,7 @@ export interface RunOptions {
   maxStdout?: number;
   maxStderr?: number;
   maxResultBytes?: number;
+  outputOverflow?: 'truncate' | 'kill';
   /** Overrides `sandbox.memoryLimit` for this job. */
   memoryLimit?: number;
   /** Overrides `sandbox.pids` for this job. */
@@ -109,6 +116,7 @@ export interface ResolvedSpawnerOptions {
   maxStdout: number;
   maxStderr: number;
   maxResultBytes: number;
+  outputOverflow: 'truncate' | 'kill';
   sandbox: SandboxPolicy;
   env: Record<string, string>;
   startTimeout: number;
@@ -143,6 +151,12 @@ function integer(name: string, v: unknown, fallback: number, allowInfinity = fal
   return n;
 }
 
+function overflow(name: string, v: unknown, fallback: 'truncate' | 'kill'): 'truncate' | 'kill' {
+  if (v === undefined) return fallback;
+  if (v !== 'truncate' && v !== 'kill') throw expected(name, "'truncate' or 'kill'", v);
+  return v;
+}
+
 function onlyKeys(name: string, o: object, keys: string[]): void {
   for (const k of Object.keys(o)) {
     if (!keys.includes(k)) throw new TypeError(`Unknown option \`${name}${k}\`; known options are ${keys.join(', ')}`);
@@ -153,7 +167,7 @@ const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
 export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOptions {
   if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
-  onlyKeys('', o, ['preload', 'preloadBase', 'concurrency', 'maxQueue', 'timeout', 'maxStdout', 'maxStderr', 'maxResultBytes', 'sandbox', 'env', 'startTimeout', 'selfTest']);
+  onlyKeys('', o, ['preload', 'preloadBase', 'concurrency', 'maxQueue', 'timeout', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'sandbox', 'env', 'startTimeout', 'selfTest']);
   const preload = o.preload ?? [];
   if (!Array.isArray(preload) || preload.some((p) => typeof p !== 'string' || p === '')) throw expected('preload', 'an array of module names or absolute paths', preload);
   for (const p of preload) {
@@ -191,6 +205,7 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
     maxStdout: integer('maxStdout', o.maxStdout, 2 ** 20),
     maxStderr: integer('maxStderr', o.maxStderr, 2 ** 20),
     maxResultBytes: integer('maxResultBytes', o.maxResultBytes, 64 * 2 ** 20),
+    outputOverflow: overflow('outputOverflow', o.outputOverflow, 'truncate'),
     sandbox: {
       network: sandbox.network ?? false,
       hostname,
@@ -219,12 +234,13 @@ export interface ResolvedRunOptions {
   maxStdout: number;
   maxStderr: number;
   maxResultBytes: number;
+  outputOverflow: 'truncate' | 'kill';
   limits: Limits;
 }
 
 export function resolveRunOptions(o: RunOptions = {}, d: ResolvedSpawnerOptions): ResolvedRunOptions {
   if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
-  onlyKeys('', o, ['timeout', 'signal', 'inputs', 'maxStdout', 'maxStderr', 'maxResultBytes', 'memoryLimit', 'pids', 'cpu']);
+  onlyKeys('', o, ['timeout', 'signal', 'inputs', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'memoryLimit', 'pids', 'cpu']);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected('signal', 'an AbortSignal', o.signal);
   const inputs = o.inputs ?? {};
   if (typeof inputs !== 'object' || inputs === null || Array.isArray(inputs)) throw expected('inputs', 'an object of apache-arrow Tables', inputs);
@@ -235,6 +251,7 @@ export function resolveRunOptions(o: RunOptions = {}, d: ResolvedSpawnerOptions)
     maxStdout: integer('maxStdout', o.maxStdout, d.maxStdout),
     maxStderr: integer('maxStderr', o.maxStderr, d.maxStderr),
     maxResultBytes: integer('maxResultBytes', o.maxResultBytes, d.maxResultBytes),
+    outputOverflow: overflow('outputOverflow', o.outputOverflow, d.outputOverflow),
     limits: {
       memoryLimit: integer('memoryLimit', o.memoryLimit, d.sandbox.memoryLimit),
       pids: integer('pids', o.pids, d.sandbox.pids),

@@ -122,7 +122,7 @@ export function landlockHandled(abi: number): number {
 /** Landlock rules mirroring the mount plan: read where binds are read-only, all rights where writable. */
 export function landlockRules(mounts: MountOp[], abi: number): { handled: number; rules: LandlockRule[] } {
   const handled = landlockHandled(abi);
-  if (handled === 0 || mounts.length === 0) return { handled: 0, rules: [] };
+  if (handled === 0) return { handled: 0, rules: [] };
   const read = LL.READ_FILE | LL.READ_DIR;
   const device = LL.READ_FILE | LL.WRITE_FILE | LL.TRUNCATE | LL.IOCTL_DEV;
   const rules: LandlockRule[] = [{ path: '/', access: LL.READ_DIR }];

@@ -13,6 +13,8 @@ import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } fr
 import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeLeftovers, removeParents } from './cgroups.js';
 import type { CgroupSupport, Limits } from './cgroups.js';
 import { ZygoteProcess } from './zygote-process.js';
+import { compile } from './seccomp/compile.js';
+import { defaultJobPolicy } from './seccomp/policy.js';
 import type { ZygoteInfo } from './zygote-process.js';
 import type { RunResult } from './job.js';
 
@@ -68,7 +70,8 @@ export class Spawner extends EventEmitter {
   /** Starts a zygote: preloads modules, self-tests forking, and resolves once it serves. */
   static async start(options: SpawnerOptions = {}): Promise<Spawner> {
     const o = resolveSpawnerOptions(options);
-    const seccomp = new Uint8Array(0);
+    // Compiled here, once, before any clone; every child only installs it, last.
+    const seccomp = o.sandbox.seccomp ? compile(defaultJobPolicy).toBuffer() : new Uint8Array(0);
     const cgroups = resolveLimits(o);
     try {
       return new Spawner(o, seccomp, cgroups, await ZygoteProcess.start(o, seccomp));
@@ -184,8 +187,10 @@ export class Spawner extends EventEmitter {
       if (limits.pids !== null) rlimits.push({ resource: native.RLIMIT.NPROC, limit: limits.pids });
     }
     const cgroups = cgroupPlan(this.cgroups, id, limits);
-    const mounts = mountPlan(policy, modulePath, this.preloadDirs);
-    const landlock = policy.landlock ? landlockRules(mounts, this.info.landlockAbi) : { handled: 0, rules: [] };
+    // Landlock mirrors the plan even when the mount layer is off (then it alone confines the job).
+    const plan = mountPlan({ ...policy, filesystem: true }, modulePath, this.preloadDirs);
+    const mounts = policy.filesystem ? plan : [];
+    const landlock = policy.landlock ? landlockRules(plan, this.info.landlockAbi) : { handled: 0, rules: [] };
     return {
       hostname: policy.hostname,
       cloneFlags: cloneFlags(policy.network),

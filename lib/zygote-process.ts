@@ -79,7 +79,9 @@ export class ZygoteProcess {
     try {
       child = spawn(process.execPath, [...zygoteFlags, zygoteMain, JSON.stringify(config)], {
         stdio: ['ignore', 'ignore', 'pipe', zygoteEnd],
-        env: o.env,
+        // libuv must not open io_uring rings: the jobs' seccomp policy kills io_uring_* calls.
+        // The zygote removes the variable from process.env once libuv has read it.
+        env: { ...o.env, UV_USE_IO_URING: '0' },
         cwd: '/',
       });
     } catch (e) {

@@ -5,6 +5,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/keyctl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -40,6 +42,12 @@ static bool SetParentDeathSignal(Failure* f) {
 
 static bool NewSession(Failure* f) {
   if (setsid() < 0) return Fail(f, "new session", "setsid", errno);
+  return true;
+}
+
+// The session keyring is inherited: without this the job would share the app's keys.
+static bool NewSessionKeyring(Failure* f) {
+  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, nullptr, 0, 0, 0) < 0) return Fail(f, "session keyring", "keyctl(KEYCTL_JOIN_SESSION_KEYRING)", errno);
   return true;
 }
 
@@ -148,6 +156,7 @@ bool Specialize(const ChildPlan& p, Failure* f) {
   // setresuid() clears PR_SET_PDEATHSIG: set it again.
   RETURN_ON_FAILURE(SetParentDeathSignal(f));
   RETURN_ON_FAILURE(NewSession(f));
+  RETURN_ON_FAILURE(NewSessionKeyring(f));
   RETURN_ON_FAILURE(ForwardFatalSignals(p.noteFd, f));
   RETURN_ON_FAILURE(SetHostname(p.hostname, f));
   RETURN_ON_FAILURE(SetupStdoutStderr(p, f));

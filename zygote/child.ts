@@ -7,7 +7,7 @@ import { native } from '../lib/native.js';
 import { T, ResultTag, decode, encode, fromWire, toWire } from '../lib/wire.js';
 import type { RunRequest } from '../lib/wire.js';
 import type { Linker } from './linker.js';
-import { postForkChild } from './hygiene.js';
+import { drainAndExit, postForkChild } from './hygiene.js';
 
 export interface JobContext {
   /** Arrow tables passed with `options.inputs`, by name. */
@@ -47,7 +47,8 @@ export async function runChild(req: RunRequest, resultFd: number, payloadFd: num
         // the app has gone; nothing to report to
       }
     }
-    return native.exit(code);
+    drainAndExit(code);
+    return undefined as never;
   };
   postForkChild(fail, () => fail(new Error('the job returned a promise that never settled, and nothing else was pending'), 13));
   try {
@@ -72,7 +73,8 @@ export async function runChild(req: RunRequest, resultFd: number, payloadFd: num
     }
     writeFrame(resultFd, frame[0], frame[1]);
     settled = true;
-    return native.exit(0);
+    drainAndExit(0);
+    return undefined as never;
   } catch (err) {
     return fail(err);
   }

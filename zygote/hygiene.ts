@@ -50,8 +50,40 @@ function routeExits(onFatal: (err: unknown) => void, onUnsettled: () => void): v
   process.on('beforeExit', () => onUnsettled());
 }
 
+const usedStdio: NodeJS.WriteStream[] = [];
+
+/** Notes which of process.stdout / stderr the job created, so that exit can drain just those. */
+function trackStdio(): void {
+  for (const name of ['stdout', 'stderr'] as const) {
+    const d = Object.getOwnPropertyDescriptor(process, name);
+    if (!d?.get) continue;
+    const get = d.get;
+    Object.defineProperty(process, name, {
+      ...d,
+      get() {
+        const stream = get.call(process) as NodeJS.WriteStream;
+        if (!usedStdio.includes(stream)) usedStdio.push(stream);
+        return stream;
+      },
+    });
+  }
+}
+
+/**
+ * Leaves through _exit() once what the job wrote to stdout and stderr has reached the pipes:
+ * libuv queues what a full pipe did not take, and _exit() would drop it.
+ */
+export function drainAndExit(code: number): void {
+  const pending = usedStdio.filter((s) => s.writableLength > 0 && !s.destroyed);
+  if (pending.length === 0) native.exit(code);
+  let left = pending.length;
+  for (const s of pending) s.write('', () => --left === 0 && native.exit(code));
+  setTimeout(() => native.exit(code), 10_000).unref();
+}
+
 export function postForkChild(onFatal: (err: unknown) => void, onUnsettled: () => void): void {
   fixProcessIds();
+  trackStdio();
   routeExits(onFatal, onUnsettled);
   next = pool.length; // the pool's bytes were copied from the zygote: never use them
 }

@@ -38,6 +38,8 @@ export interface ZygoteConfig {
 const builtinPreloads = ['apache-arrow', 'thrift'];
 
 const config = JSON.parse(process.argv[2] ?? '{}') as ZygoteConfig;
+// Read by libuv when it started; jobs see only the environment the app named.
+delete process.env.UV_USE_IO_URING;
 for (const fd of config.inheritedFds ?? []) if (fd > 3) native.close(fd);
 const fdsAtStart = new Map(native.listFds());
 const linker = new Linker();
