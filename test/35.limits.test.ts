@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import { Spawner, OutOfMemoryError, StartError } from '../lib/index.js';
-import { detectCgroups, parentDirs } from '../lib/cgroups.js';
+import { cgroupPlan, detectCgroups, parentDirs, parseStats } from '../lib/cgroups.js';
 import { expectCode, fixture, skipBecause } from './helpers.js';
 
 const support = detectCgroups('nodespawner-probe', null);
@@ -72,6 +72,14 @@ describe('limits with cgroups', function () {
   });
 });
 
+if (support.version !== 2) {
+  describe('limits with cgroup v2', function () {
+    it('are enforced end to end by the suite above when the host offers cgroup v2', function () {
+      skipBecause(this, `this host offers cgroup v${support.version} to this user, not v2 with memory and pids controllers; the v2 plan and stats parsing are covered by the plan tests`);
+    });
+  });
+}
+
 describe('limits without cgroups', function () {
   it('refuses to start, saying what to configure, when cgroups are unusable and no fallback was chosen', async function () {
     if (!noCgroups) skipBecause(this, `this user can use cgroup v${support.version} here; the unprivileged re-run covers this path`);
@@ -97,5 +105,46 @@ describe('limits without cgroups', function () {
     } finally {
       await s.close();
     }
+  });
+});
+
+describe('cgroup plans (both versions, whatever this host has)', function () {
+  const limits = { memoryLimit: 64 * 2 ** 20, pids: 32, cpu: 0.5 };
+
+  it('plans a v2 job cgroup: memory.max, swap off, pids.max, cpu.max, then memory.peak, memory.events, cpu.stat', function () {
+    const plan = cgroupPlan({ version: 2, parent: '/sys/fs/cgroup/app/nodespawner-1-1' }, 7, limits);
+    const dir = '/sys/fs/cgroup/app/nodespawner-1-1/job-7';
+    expect(plan.cgroupDirs).to.deep.equal([dir]);
+    expect(plan.cgroupWrites).to.deep.equal([
+      { path: `${dir}/memory.max`, value: String(64 * 2 ** 20) },
+      { path: `${dir}/memory.swap.max`, value: '0' },
+      { path: `${dir}/pids.max`, value: '32' },
+      { path: `${dir}/cpu.max`, value: '50000 100000' },
+    ]);
+    expect(plan.cgroupProcs).to.deep.equal([`${dir}/cgroup.procs`]);
+    expect(plan.cgroupStats).to.deep.equal([`${dir}/memory.peak`, `${dir}/memory.events`, `${dir}/cpu.stat`]);
+  });
+
+  it('reads v2 stats: peak, oom_kill from memory.events, usage_usec', function () {
+    const s = parseStats({ version: 2, parent: '/x' }, ['1048576\n', 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n', 'usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n']);
+    expect(s).to.deep.equal({ peakMemoryBytes: 1048576, oomKills: 1, cpuUs: 2500 });
+  });
+
+  it('plans v1 job cgroups per controller, with a co-mounted cpu,cpuacct counted once', function () {
+    const plan = cgroupPlan({ version: 1, parents: { memory: '/m/t', pids: '/p/t', cpu: '/c/t', cpuacct: '/c/t' } }, 3, limits);
+    expect(plan.cgroupDirs).to.deep.equal(['/m/t/job-3', '/p/t/job-3', '/c/t/job-3']);
+    expect(plan.cgroupProcs).to.deep.equal(['/m/t/job-3/cgroup.procs', '/p/t/job-3/cgroup.procs', '/c/t/job-3/cgroup.procs']);
+    expect(plan.cgroupStats).to.deep.equal(['/m/t/job-3/memory.max_usage_in_bytes', '/m/t/job-3/memory.oom_control', '/c/t/job-3/cpuacct.usage']);
+    expect(plan.cgroupWrites).to.deep.include({ path: '/c/t/job-3/cpu.cfs_quota_us', value: '50000' });
+  });
+
+  it('reads v1 stats: max_usage_in_bytes, oom_kill from memory.oom_control, cpuacct.usage in ns', function () {
+    const s = parseStats({ version: 1, parents: { memory: '/m', pids: '/p', cpu: null, cpuacct: '/a' } }, ['2097152\n', 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n', '3000000\n']);
+    expect(s).to.deep.equal({ peakMemoryBytes: 2097152, oomKills: 2, cpuUs: 3000 });
+  });
+
+  it('plans nothing without cgroups', function () {
+    const plan = cgroupPlan({ version: 0, reason: 'none' }, 1, limits);
+    expect(plan).to.deep.equal({ cgroupDirs: [], cgroupWrites: [], cgroupProcs: [], cgroupStats: [] });
   });
 });

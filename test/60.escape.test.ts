@@ -304,7 +304,7 @@ describe('escape attempts', function () {
       const [full, withoutSeccomp] = JSON.parse(out.trim().split('\n').pop()!);
       expect(full, 'full sandbox: keyctl is denied').to.deep.include({ killed: 'SIGSYS' });
       // Without seccomp: a job must not hold the app's session keyring (it is inherited across
-      // fork and clone unless the zygote joins a keyring of its own).
+      // fork and clone; the child joins a new one while it specializes).
       expect(withoutSeccomp.session.result, "without seccomp: the job's session keyring is the app's").to.not.equal(withoutSeccomp.appSession);
       expect(withoutSeccomp.search.ok, `without seccomp: the job found the app's key and read ${JSON.stringify(withoutSeccomp.read?.data)}`).to.equal(false);
     });
