@@ -3,3 +3,6 @@ export type { ZygoteInfo } from './spawner.js';
 export type { RunResult, RunTimings } from './job.js';
 export type { SpawnerOptions, RunOptions, SandboxOptions } from './options.js';
 export * from './errors.js';
+export { defineJob } from './define.js';
+export type { JobRef, JobContext, JobFunction, JobArgs, JobResult } from './define.js';
+export type { SpawnerStats, Histogram } from './stats.js';

@@ -110,6 +110,8 @@ export interface JobChannel {
   cgroups: CgroupSupport;
   options: ResolvedRunOptions;
   queuedAt: bigint;
+  /** Called once the child exists (its pid in the zygote's PID namespace). */
+  onSpawn?: (pid: number) => void;
 }
 
 /**
@@ -235,6 +237,7 @@ export class Job {
     }
     if (ev.started) {
       this.started = ev.started;
+      this.c.onSpawn?.(ev.started.pid);
       if (fds.length === 1 && this.pidfd < 0) {
         this.pidfd = fds.shift()!;
         if (this.killReason) native.pidfdSendSignal(this.pidfd, 9);

@@ -17,6 +17,10 @@ import { compile } from './seccomp/compile.js';
 import { defaultJobPolicy } from './seccomp/policy.js';
 import type { ZygoteInfo } from './zygote-process.js';
 import type { RunResult } from './job.js';
+import { isJobRef } from './define.js';
+import type { JobRef } from './define.js';
+import { Window } from './stats.js';
+import type { SpawnerStats } from './stats.js';
 
 export type { ZygoteInfo };
 
@@ -55,6 +59,12 @@ export class Spawner extends EventEmitter {
   private restarting: Promise<ZygoteProcess> | null = null;
   private preloadDirs: string[] = [];
   private lastInfo!: ZygoteInfo;
+  private completed = 0;
+  private readonly failed = new Map<string, number>();
+  private restarts = 0;
+  private readonly waitWindow = new Window();
+  private readonly runWindow = new Window();
+  private readonly phaseWindows = { requestMs: new Window(), forkMs: new Window(), cloneMs: new Window(), runMs: new Window(), reapMs: new Window() };
 
   private constructor(
     private readonly options: ResolvedSpawnerOptions,
@@ -105,11 +115,17 @@ export class Spawner extends EventEmitter {
    * Runs the default export of the ES module at `module` (an absolute path or file: URL) in a fresh
    * sandboxed child, as `fn(args, ctx)`. Resolves with its result; rejects with a NodespawnerError.
    */
-  run<V = unknown>(module: string | URL, args?: unknown, options?: RunOptions): Promise<RunResult<V>> {
+  run<A, R>(job: JobRef<A, R>, args: A, options?: RunOptions): Promise<RunResult<R>>;
+  run<V = unknown>(module: string | URL, args?: unknown, options?: RunOptions): Promise<RunResult<V>>;
+  run<V = unknown>(module: string | URL | JobRef<unknown, unknown>, args?: unknown, options?: RunOptions): Promise<RunResult<V>> {
     let modulePath: string;
     let payload: Buffer;
     let o;
     try {
+      if (isJobRef(module)) {
+        module.check?.(args);
+        module = module.path;
+      }
       modulePath = module instanceof URL || (typeof module === 'string' && module.startsWith('file:')) ? fileURLToPath(module) : (module as string);
       if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw expected('module', 'an absolute path or a file: URL', module);
       o = resolveRunOptions(options, this.options);
@@ -117,9 +133,13 @@ export class Spawner extends EventEmitter {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (this.closed) return Promise.reject(new ClosedError());
-    if (o.signal?.aborted) return Promise.reject(new AbortError(o.signal.reason));
-    if (this.waiting >= this.options.maxQueue) return Promise.reject(new QueueFullError(this.options.maxQueue));
+    const refuse = (e: NodespawnerError) => {
+      this.countFailure(e);
+      return Promise.reject(e);
+    };
+    if (this.closed) return refuse(new ClosedError());
+    if (o.signal?.aborted) return refuse(new AbortError(o.signal.reason));
+    if (this.waiting >= this.options.maxQueue) return refuse(new QueueFullError(this.options.maxQueue));
 
     const queuedAt = process.hrtime.bigint();
     const signal = o.signal;
@@ -133,6 +153,7 @@ export class Spawner extends EventEmitter {
         cancelled = e;
         this.waiting--;
         this.rejectWaiting.delete(cancelWaiting);
+        this.countFailure(e);
         reject(e);
       };
       this.rejectWaiting.add(cancelWaiting);
@@ -151,6 +172,7 @@ export class Spawner extends EventEmitter {
         } catch (e) {
           this.started--;
           cleanup();
+          this.countFailure(e);
           return reject(e);
         }
         const id = this.nextId++;
@@ -163,11 +185,19 @@ export class Spawner extends EventEmitter {
           payload,
           options: o,
           queuedAt,
+          onSpawn: (pid) => this.emit('spawn', { id, module: modulePath, pid }),
         });
         this.running.set(job, zygote);
         try {
-          resolve((await job.start()) as RunResult<V>);
+          const r = await job.start();
+          this.record(r.timings);
+          this.completed++;
+          this.emit('exit', { id, module: modulePath, code: null, exitCode: r.exitCode, signal: null, durationMs: r.durationMs });
+          resolve(r as RunResult<V>);
         } catch (e) {
+          const err = e as NodespawnerError;
+          this.countFailure(err);
+          this.emit('exit', { id, module: modulePath, code: err.code ?? 'ERR_UNKNOWN', exitCode: err.exitCode ?? null, signal: err.signal ?? null, durationMs: err.durationMs ?? null });
           reject(e);
         } finally {
           this.running.delete(job);
@@ -176,6 +206,36 @@ export class Spawner extends EventEmitter {
         }
       });
     });
+  }
+
+  /**
+   * Queue length, running jobs, completions and failures by code, restarts, and histograms of
+   * queue wait and run time (ms) over the last 1,024 jobs.
+   */
+  stats(): SpawnerStats {
+    const phases = Object.fromEntries(Object.entries(this.phaseWindows).map(([k, w]) => [k, w.mean()])) as SpawnerStats['phases'];
+    return {
+      queued: this.waiting,
+      running: this.started,
+      completed: this.completed,
+      failed: Object.fromEntries(this.failed),
+      zygoteRestarts: this.restarts,
+      wait: this.waitWindow.histogram(),
+      run: this.runWindow.histogram(),
+      phases,
+    };
+  }
+
+  private record(t: RunResult['timings']): void {
+    this.waitWindow.add(t.queueMs);
+    this.runWindow.add(t.totalMs);
+    for (const [k, w] of Object.entries(this.phaseWindows)) w.add(t[k as keyof typeof this.phaseWindows]);
+  }
+
+  private countFailure(e: unknown): void {
+    const code = (e as { code?: unknown })?.code;
+    const key = typeof code === 'string' ? code : 'ERR_UNKNOWN';
+    this.failed.set(key, (this.failed.get(key) ?? 0) + 1);
   }
 
   /** The sandbox half of a RunRequest: policy is decided here, the child only executes it. */
@@ -225,6 +285,7 @@ export class Spawner extends EventEmitter {
           throw new ClosedError();
         }
         this.adopt(z);
+        this.restarts++;
         this.emit('zygoteRestart', { previousPid: previous, pid: z.info.pid });
         return z;
       } finally {

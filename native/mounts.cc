@@ -80,7 +80,8 @@ static bool Tmpfs(const MountOp& op, Failure* f) {
   snprintf(target, sizeof target, "%s%s", kNewRoot, op.target.c_str());
   RETURN_ON_FAILURE(Mkdirs(target, f, "tmpfs"));
   snprintf(data, sizeof data, "size=%lld,mode=1777", static_cast<long long>(op.sizeBytes));
-  if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, data) != 0) return Fail(f, "tmpfs", "mount(tmpfs)", errno, op.target.c_str());
+  // noexec: a job cannot write a shared object there and map it executable.
+  if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, data) != 0) return Fail(f, "tmpfs", "mount(tmpfs)", errno, op.target.c_str());
   return true;
 }
 

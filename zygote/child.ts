@@ -6,15 +6,10 @@ import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { native } from '../lib/native.js';
 import { T, ResultTag, decode, encode, fromWire, toWire } from '../lib/wire.js';
 import type { RunRequest } from '../lib/wire.js';
+import type { JobContext } from '../lib/define.js';
 import type { Linker } from './linker.js';
 import { drainAndExit, postForkChild } from './hygiene.js';
 
-export interface JobContext {
-  /** Arrow tables passed with `options.inputs`, by name. */
-  inputs: Record<string, Table>;
-  /** The request id (unique per Spawner). */
-  id: number;
-}
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   let off = 0;

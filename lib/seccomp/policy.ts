@@ -292,6 +292,8 @@ export const scheduler: SyscallSet = Object.freeze({
 export const signals: SyscallSet = allowAll(
   'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'rt_sigsuspend', 'rt_sigpending', 'rt_sigtimedwait',
   'sigaltstack', 'kill', 'tgkill', 'tkill',
+  // Waiting for a signal; the child's fatal-signal handler waits here to be killed from outside.
+  'pause',
   // The kernel's own continuation of a sleep interrupted by a signal.
   'restart_syscall',
 );
