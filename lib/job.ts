@@ -4,6 +4,7 @@ import { constants as osConstants } from 'node:os';
 import { RecordBatchReader, Table, tableToIPC } from 'apache-arrow';
 import { native } from './native.js';
 import { T, ResultTag, decode, encode, fromWire, i64, toWire } from './wire.js';
+import { ByteQueue, Deframer } from './result-stream.js';
 import type { JobEvent, RunRequest } from './wire.js';
 import type { ResolvedRunOptions } from './options.js';
 import { parseStats } from './cgroups.js';
@@ -112,6 +113,8 @@ export interface JobChannel {
   queuedAt: bigint;
   /** Called once the child exists (its pid in the zygote's PID namespace). */
   onSpawn?: (pid: number) => void;
+  /** Deliver a streamed result (ResultTag.Stream) through `job.arrow` as it arrives. */
+  streaming?: boolean;
 }
 
 /**
@@ -140,7 +143,15 @@ export class Job {
   private reject!: (e: Error) => void;
   readonly promise: Promise<RunResult>;
 
+  /** Arrow IPC bytes of a streamed result, as they arrive (stream() only). */
+  readonly arrow: ByteQueue | null;
+  private resultSocket: net.Socket | null = null;
+  private resultBytes = 0;
+  private resultTag = -1;
+  private deframer: Deframer | null = null;
+
   constructor(private readonly c: JobChannel) {
+    this.arrow = c.streaming ? new ByteQueue(() => this.resultSocket?.pause(), () => this.resultSocket?.resume()) : null;
     this.out = new Capture(c.options.maxStdout, 'stdout');
     this.err = new Capture(c.options.maxStderr, 'stderr');
     this.result = new Capture(c.options.maxResultBytes + 1, 'result');
@@ -182,13 +193,7 @@ export class Job {
     };
     this.readStream(outR, overflowing(this.out, 'stdout', this.c.options.maxStdout));
     this.readStream(errR, overflowing(this.err, 'stderr', this.c.options.maxStderr));
-    this.readStream(resR, (b) => {
-      this.result.push(b);
-      if (this.result.size > this.c.options.maxResultBytes && !this.resultOverflow) {
-        this.resultOverflow = true;
-        this.kill(new ResultTooLargeError(this.c.options.maxResultBytes));
-      }
-    });
+    this.resultSocket = this.readStream(resR, (b) => this.onResult(b));
     this.timer = setTimeout(() => this.kill(new TimeoutError(this.c.options.timeout)), this.c.options.timeout);
     return this.promise;
   }
@@ -210,7 +215,31 @@ export class Job {
     this.kill(new ClosedError());
   }
 
-  private readStream(fd: number, onData: (b: Buffer) => void): void {
+  private onResult(b: Buffer): void {
+    this.resultBytes += b.length;
+    if (this.resultBytes > this.c.options.maxResultBytes) {
+      if (!this.resultOverflow) {
+        this.resultOverflow = true;
+        this.kill(new ResultTooLargeError(this.c.options.maxResultBytes));
+      }
+      return;
+    }
+    if (this.resultTag === -1 && b.length > 0) {
+      this.resultTag = b[0];
+      if (this.arrow && this.resultTag === ResultTag.Stream) {
+        this.deframer = new Deframer((bytes) => this.arrow!.push(Buffer.from(bytes)), this.c.options.maxResultBytes);
+        b = b.subarray(1);
+      }
+    }
+    if (!this.deframer) return this.result.push(b);
+    try {
+      this.deframer.push(b);
+    } catch (e) {
+      this.kill(new InvalidOutputError(`job streamed malformed records: ${(e as Error).message}`));
+    }
+  }
+
+  private readStream(fd: number, onData: (b: Buffer) => void): net.Socket {
     const s = new net.Socket({ fd, readable: true, writable: false });
     this.openStreams++;
     this.streams.push(s);
@@ -220,6 +249,7 @@ export class Job {
       this.openStreams--;
       this.maybeFinish();
     });
+    return s;
   }
 
   private onStatus(data: Buffer | null, fds: number[]): void {
@@ -267,6 +297,8 @@ export class Job {
     } catch (e) {
       this.reject(e as Error);
     }
+    // The reader of a streamed result learns the outcome from `promise` once these bytes end.
+    this.arrow?.end();
   }
 
   private outcome(): RunResult {
@@ -288,9 +320,40 @@ export class Job {
       throw this.killReason;
     }
     if (!ex) throw new ZygoteGoneError('the zygote went away while the job was running', details);
-    const bytes = this.result.bytes();
-    const tag = bytes.length > 0 ? bytes[0] : -1;
-    const body = bytes.subarray(1);
+    let bytes = this.result.bytes();
+    let tag = this.deframer ? ResultTag.Stream : bytes.length > 0 ? bytes[0] : -1;
+    let body = bytes.subarray(1);
+    let streamed: 'ended' | 'cut' | null = null;
+    if (tag === ResultTag.Stream) {
+      // A streamed result: records of Arrow bytes, then the end, or the job's error.
+      let state: Deframer['state'];
+      let errorFrame: Buffer | null;
+      let arrow: Buffer | null = null;
+      try {
+        if (this.deframer) {
+          state = this.deframer.state;
+          errorFrame = state === 'failed' ? Buffer.concat(this.deframer.errorFrame) : null;
+        } else {
+          const all = Deframer.collect(body, this.c.options.maxResultBytes);
+          state = all.ended ? 'ended' : all.errorFrame ? 'failed' : 'data';
+          errorFrame = all.errorFrame;
+          arrow = all.arrow;
+        }
+      } catch (e) {
+        throw new InvalidOutputError(`job streamed malformed records: ${(e as Error).message}`, details);
+      }
+      if (errorFrame) {
+        bytes = errorFrame;
+        tag = bytes.length > 0 ? bytes[0] : -1;
+        body = bytes.subarray(1);
+      } else {
+        streamed = state === 'ended' ? 'ended' : 'cut';
+        if (arrow) {
+          tag = ResultTag.Table;
+          body = arrow;
+        }
+      }
+    }
     if (tag === ResultTag.Error) {
       let remote;
       try {
@@ -316,6 +379,8 @@ export class Job {
       peakMemoryBytes: stats?.peakMemoryBytes ?? null,
       timings: this.timings(now),
     };
+    if (streamed === 'cut') throw new InvalidOutputError('job exited before it ended its stream of batches', details);
+    if (tag === ResultTag.Stream) return base; // stream(): the batches went to the reader
     if (tag === ResultTag.Table) {
       let table: Table;
       try {

@@ -7,7 +7,9 @@ import { native } from './native.js';
 import { T } from './wire.js';
 import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js';
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
-import { AbortError, ClosedError, NodespawnerError, QueueFullError, StartError, ZygoteGoneError } from './errors.js';
+import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, StartError, ZygoteGoneError } from './errors.js';
+import { RecordBatchReader } from 'apache-arrow';
+import type { RecordBatch } from 'apache-arrow';
 import { Job, encodePayload } from './job.js';
 import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } from './sandbox.js';
 import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeLeftovers, removeParents } from './cgroups.js';
@@ -23,6 +25,11 @@ import { Window } from './stats.js';
 import type { SpawnerStats } from './stats.js';
 
 export type { ZygoteInfo };
+
+/** What spawner.stream() returns: the batches as they come, and the job's result. */
+export interface JobStream extends AsyncIterable<RecordBatch> {
+  readonly result: Promise<RunResult>;
+}
 
 let spawnerCount = 0;
 
@@ -118,6 +125,60 @@ export class Spawner extends EventEmitter {
   run<A, R>(job: JobRef<A, R>, args: A, options?: RunOptions): Promise<RunResult<R>>;
   run<V = unknown>(module: string | URL, args?: unknown, options?: RunOptions): Promise<RunResult<V>>;
   run<V = unknown>(module: string | URL | JobRef<unknown, unknown>, args?: unknown, options?: RunOptions): Promise<RunResult<V>> {
+    return this.submit<V>(module, args, options, null);
+  }
+
+  /**
+   * Runs a job that returns (or is) an iterator of apache-arrow RecordBatches and yields each batch
+   * while the child is still producing the next. A slow consumer holds the child back (the pipe
+   * fills and its writes block); the same limits apply. Breaking out of the loop kills the job.
+   * `result` settles with the job's RunResult (without `table`), or rejects with its error, which
+   * the iteration also throws at its end.
+   */
+  stream(module: string | URL | JobRef<unknown, unknown>, args?: unknown, options?: RunOptions): JobStream {
+    let onJob!: (job: Job) => void;
+    const jobReady = new Promise<Job>((resolve) => (onJob = resolve));
+    const result = this.submit(module, args, options, onJob);
+    result.catch(() => {}); // surfaced by the iteration, or by `result` to whoever awaits it
+    return {
+      result,
+      async *[Symbol.asyncIterator]() {
+        const job = await Promise.race([jobReady, result.then(() => null, () => null)]);
+        let finished = false;
+        try {
+          if (job && (await job.arrow!.hasData())) {
+            let reader;
+            try {
+              reader = await RecordBatchReader.from(job.arrow!);
+            } catch (e) {
+              job.kill(new InvalidOutputError(`job streamed a malformed Arrow stream: ${(e as Error).message}`));
+              throw e;
+            }
+            const iterator = reader[Symbol.asyncIterator]();
+            for (;;) {
+              let next;
+              try {
+                next = await iterator.next();
+              } catch (e) {
+                job.kill(new InvalidOutputError(`job streamed a malformed Arrow stream: ${(e as Error).message}`));
+                break;
+              }
+              if (next.done) break;
+              yield next.value as RecordBatch;
+            }
+          }
+          const r = await result; // the job's own failure, if any, is thrown here
+          if (r.value !== undefined) throw new InvalidOutputError('job returned a value, not RecordBatches: use run()');
+          if (r.table) yield* r.table.batches; // a job that returned a whole Table
+          finished = true;
+        } finally {
+          if (!finished) job?.abort(new Error('the consumer stopped reading the stream'));
+        }
+      },
+    };
+  }
+
+  private submit<V>(module: string | URL | JobRef<unknown, unknown>, args: unknown, options: RunOptions | undefined, onJob: ((job: Job) => void) | null): Promise<RunResult<V>> {
     let modulePath: string;
     let payload: Buffer;
     let o;
@@ -186,7 +247,9 @@ export class Spawner extends EventEmitter {
           options: o,
           queuedAt,
           onSpawn: (pid) => this.emit('spawn', { id, module: modulePath, pid }),
+          streaming: onJob !== null,
         });
+        onJob?.(job);
         this.running.set(job, zygote);
         try {
           const r = await job.start();

@@ -70,8 +70,18 @@ export const T = generated;
 /** The generated classes are anonymous: name them for error messages. */
 const structNames = new Map<unknown, string>(Object.entries(generated).map(([name, ctor]) => [ctor, name]));
 
-/** Result-pipe framing: one tag byte, then the body. */
-export const ResultTag = { Table: 1, Value: 2, Error: 3 } as const;
+/**
+ * Result-pipe framing: one tag byte, then the body. Table and Stream bodies are both an Arrow
+ * IPC stream; Stream is written batch by batch while the job produces them.
+ */
+export const ResultTag = { Table: 1, Value: 2, Error: 3, Stream: 4 } as const;
+
+/**
+ * A Stream body is a sequence of records: u32le length N > 0 and N bytes of the Arrow IPC stream;
+ * then u32le 0 (the end), or u32le 0xffffffff followed by an Error frame (tag 3 + JobError) when
+ * the job failed part way.
+ */
+export const StreamRecord = { End: 0, Failed: 0xffffffff } as const;
 
 /** Thrift i64 fields arrive as node-int64 objects. */
 export function i64(v: unknown): number {

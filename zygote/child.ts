@@ -2,9 +2,9 @@
 // its default export, write the result, _exit(). Everything the app reads back is framed as
 // one tag byte + body on the result pipe.
 import fs from 'node:fs';
-import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { RecordBatch, RecordBatchStreamWriter, Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { native } from '../lib/native.js';
-import { T, ResultTag, decode, encode, fromWire, toWire } from '../lib/wire.js';
+import { T, ResultTag, StreamRecord, decode, encode, fromWire, toWire } from '../lib/wire.js';
 import type { RunRequest } from '../lib/wire.js';
 import type { JobContext } from '../lib/define.js';
 import type { Linker } from './linker.js';
@@ -29,6 +29,49 @@ function errorFields(err: unknown) {
   return { name: 'Error', message: `job threw a non-Error value: ${String(err)}`, stack: null, code: null };
 }
 
+/** A job that returns an iterator (or async iterator) streams RecordBatches; arrays are values. */
+function isBatchIterable(x: unknown): x is Iterable<RecordBatch> | AsyncIterable<RecordBatch> {
+  if (typeof x !== 'object' || x === null || Array.isArray(x) || ArrayBuffer.isView(x) || x instanceof Table) return false;
+  return typeof (x as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' || typeof (x as Iterator<unknown>).next === 'function';
+}
+
+/**
+ * Writes each batch to the result pipe as the job yields it: the app reads them while the job
+ * still runs, and a full pipe blocks the job (backpressure).
+ */
+let streaming = false;
+let streamClosed = false;
+
+function u32(n: number): Uint8Array {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+async function writeBatches(fd: number, batches: Iterable<RecordBatch> | AsyncIterable<RecordBatch>): Promise<void> {
+  writeAll(fd, Uint8Array.of(ResultTag.Stream));
+  streaming = true;
+  const writer = new RecordBatchStreamWriter();
+  const pump = (async () => {
+    for await (const chunk of writer) {
+      if (streamClosed) return; // the job failed: its error record is already written
+      if (chunk.byteLength === 0) continue;
+      writeAll(fd, u32(chunk.byteLength));
+      writeAll(fd, chunk);
+    }
+  })();
+  for await (const batch of batches) {
+    if (!(batch instanceof RecordBatch)) {
+      throw Object.assign(new TypeError(`a streaming job must yield apache-arrow RecordBatches, got ${typeof batch}`), { code: 'ERR_INVALID_OUTPUT' });
+    }
+    writer.write(batch);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  writer.finish();
+  await pump;
+  writeAll(fd, u32(StreamRecord.End));
+}
+
 export async function runChild(req: RunRequest, resultFd: number, payloadFd: number, linker: Linker): Promise<never> {
   let settled = false;
   const fail = (err: unknown, code = 1): never => {
@@ -36,6 +79,10 @@ export async function runChild(req: RunRequest, resultFd: number, payloadFd: num
       settled = true;
       try {
         const fields = errorFields(err);
+        if (streaming) {
+          streamClosed = true;
+          writeAll(resultFd, u32(StreamRecord.Failed));
+        }
         writeFrame(resultFd, ResultTag.Error, encode(T.JobError, fields));
         fs.writeSync(2, `${fields.stack ?? `${fields.name}: ${fields.message}`}\n`);
       } catch {
@@ -59,6 +106,12 @@ export async function runChild(req: RunRequest, resultFd: number, payloadFd: num
     }
     const ctx: JobContext = { inputs, id: req.id };
     const result = await main(args, ctx);
+    if (isBatchIterable(result)) {
+      await writeBatches(resultFd, result);
+      settled = true;
+      drainAndExit(0);
+      return undefined as never;
+    }
     let frame: [number, Uint8Array];
     try {
       frame = result instanceof Table ? [ResultTag.Table, tableToIPC(result, 'stream')] : [ResultTag.Value, encode(T.Value, toWire(result, 'result'))];
