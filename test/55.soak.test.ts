@@ -10,6 +10,13 @@ import { descendants, fixture, openFds, waitFor } from './helpers.js';
 const jobs = Number(process.env.NODESPAWNER_SOAK_JOBS ?? 1200);
 const cgroupsUsable = detectCgroups('nodespawner-probe', null).version !== 0;
 
+/** A progress line for a long run: rewritten in place on a terminal, every quarter otherwise. */
+function progress(done: number, total: number, outcomes: Map<string, number>): void {
+  const line = `soak: ${Math.min(done, total)}/${total} jobs ${[...outcomes].map(([k, n]) => `${k}=${n}`).join(' ')}`;
+  if (process.stderr.isTTY) process.stderr.write(`\r${line}`);
+  else if (done % (Math.ceil(total / 80) * 20) === 0 || done >= total) process.stderr.write(`      ${line}\n`);
+}
+
 function mountCount(): number {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n').length;
 }
@@ -47,7 +54,9 @@ describe('soak', function () {
         ),
       );
       zygotePid = spawner.pid;
+      progress(i + 20, jobs, outcomes);
     }
+    if (process.stderr.isTTY) process.stderr.write('\n');
     expect(outcomes.get('ok')).to.be.greaterThan(0);
     for (const code of ['ERR_JOB_FAILED', 'ERR_TIMEOUT', 'ERR_JOB_CRASHED', 'ERR_ABORTED', ...(cgroupsUsable ? ['ERR_OUT_OF_MEMORY'] : [])]) {
       expect(outcomes.get(code), `${code} among ${JSON.stringify([...outcomes])}`).to.be.greaterThan(0);
