@@ -99,6 +99,20 @@ export function detectCgroups(tag: string, v2Root: string | null): CgroupSupport
       if (!writableDir(base)) {
         return { version: 0, reason: `cgroup v2 at ${base} is not writable by this user: delegate a subtree (systemd: Delegate=yes) and pass it as sandbox.cgroupRoot` };
       }
+      // Job cgroups get controllers only if `base` hands them down, which v2 allows only for a
+      // cgroup without processes of its own (the root aside).
+      let enabled: string[] = [];
+      try {
+        enabled = fs.readFileSync(join(base, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/);
+      } catch {
+        enabled = [];
+      }
+      if (!(enabled.includes('memory') && enabled.includes('pids'))) {
+        return {
+          version: 0,
+          reason: `cgroup v2 at ${base} does not enable memory and pids for its children (cgroup.subtree_control): move the app into a leaf cgroup, enable them in ${base}, and pass ${base} as sandbox.cgroupRoot`,
+        };
+      }
       return { version: 2, parent: join(base, tag) };
     }
   }

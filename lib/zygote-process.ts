@@ -98,11 +98,11 @@ export class ZygoteProcess {
 
     let onEvent: (data: Buffer | null) => void = () => {};
     const control = new native.MessageWatcher(appEnd, (data) => onEvent(data));
-    const hint = 'See the Requirements section of the nodespawner README.';
+    const hint = 'Run `npx nodespawner doctor` on this host: it shows what is missing and the fix (see also docs/troubleshooting.md).';
     let ready: Ready;
     try {
       ready = await new Promise<Ready>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new StartError(`the zygote did not become ready within ${o.startTimeout} ms; stderr: ${stderr.slice(-2000)}`, 'timeout')), o.startTimeout);
+        const timer = setTimeout(() => reject(new StartError(`the zygote did not become ready within ${o.startTimeout} ms; stderr: ${stderr.slice(-2000)}. ${hint}`, 'timeout')), o.startTimeout);
         const fail = (e: Error) => {
           clearTimeout(timer);
           reject(e);
@@ -110,7 +110,7 @@ export class ZygoteProcess {
         child.once('error', (e) => fail(new StartError(`cannot spawn the zygote: ${e.message}`, 'spawn', { cause: e })));
         child.once('exit', (code, sig) =>
           // Give the control socket a moment: a fatal report is more useful than the exit status.
-          setTimeout(() => fail(new StartError(`the zygote exited during start (${sig ?? `code ${code}`}); stderr: ${stderr.slice(-2000)}`, 'exit')), 50),
+          setTimeout(() => fail(new StartError(`the zygote exited during start (${sig ?? `code ${code}`}); stderr: ${stderr.slice(-2000)}. ${hint}`, 'exit')), 50),
         );
         onEvent = (data) => {
           if (data === null) return;
