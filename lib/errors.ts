@@ -18,6 +18,15 @@ export class NodespawnerError extends Error {
   readonly stdout: string;
   readonly durationMs: number | null;
 
+  /** The section of docs/troubleshooting.md on this error: cause and fix. */
+  get help(): string {
+    const anchors: Record<string, string> = {
+      ERR_START: 'err_start-spawnerstart-failed',
+      ERR_SANDBOX_SETUP: 'err_sandbox_setup-a-sandbox-step-failed',
+    };
+    return `docs/troubleshooting.md#${anchors[this.code] ?? this.code.toLowerCase()}`;
+  }
+
   constructor(code: string, message: string, details: RunFailureDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = new.target.name;
