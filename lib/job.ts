@@ -3,7 +3,7 @@ import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { RecordBatchReader, Table, tableToIPC } from 'apache-arrow';
 import { native } from './native.js';
-import { T, ResultTag, decode, encode, fromWire, i64, toWire } from './wire.js';
+import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, toWire } from './wire.js';
 import { ByteQueue, Deframer } from './result-stream.js';
 import type { JobEvent, RunRequest } from './wire.js';
 import type { ResolvedRunOptions } from './options.js';
@@ -61,14 +61,13 @@ export interface RunResult<V = unknown> {
 }
 
 /** Encodes the job's arguments and inputs: done at run() time so bad input rejects at once. */
-export function encodePayload(args: unknown, inputs: Record<string, Table>): Buffer {
-  const encodedInputs: Record<string, Buffer> = {};
+export function encodePayload(args: unknown, inputs: Record<string, Table>): Uint8Array[] {
+  const encoded: Array<{ name: string; ipc: Uint8Array }> = [];
   for (const [name, table] of Object.entries(inputs)) {
     if (!(table instanceof Table)) throw expected(`inputs.${name}`, 'an apache-arrow Table', table);
-    const ipc = tableToIPC(table, 'stream');
-    encodedInputs[name] = Buffer.from(ipc.buffer, ipc.byteOffset, ipc.byteLength);
+    encoded.push({ name, ipc: tableToIPC(table, 'stream') });
   }
-  return encode(T.JobPayload, { jobArgs: toWire(args), inputs: encodedInputs });
+  return payloadParts(toWire(args), encoded);
 }
 
 // First name wins: SIGABRT, not its alias SIGIOT.
@@ -107,7 +106,7 @@ export interface JobChannel {
   modulePath: string;
   /** The sandbox part of the request (lib/sandbox.ts). */
   sandbox: Omit<RunRequest, 'id' | 'modulePath'>;
-  payload: Buffer;
+  payload: Uint8Array[];
   cgroups: CgroupSupport;
   options: ResolvedRunOptions;
   queuedAt: bigint;
@@ -173,7 +172,7 @@ export class Job {
         appEnds.push(r);
         fds.push(w);
       }
-      fds.push(native.memfdFromBuffer(`nodespawner-job-${this.c.id}`, this.c.payload));
+      fds.push(native.memfdFromBuffers(`nodespawner-job-${this.c.id}`, this.c.payload));
       const request = encode(T.RunRequest, { id: this.c.id, modulePath: this.c.modulePath, ...this.c.sandbox });
       this.sentAt = process.hrtime.bigint();
       native.sendMessage(this.c.controlFd, request, fds);

@@ -48,7 +48,7 @@ export interface NativeBinding {
   // app side
   socketPair(): [number, number];
   pipe(): [number, number];
-  memfdFromBuffer(name: string, data: Uint8Array): number;
+  memfdFromBuffers(name: string, parts: Uint8Array[]): number;
   memfdCreate(name: string): number;
   sendMessage(socket: number, data: Uint8Array, fds: number[]): void;
   close(fd: number): void;

@@ -180,7 +180,7 @@ export class Spawner extends EventEmitter {
 
   private submit<V>(module: string | URL | JobRef<unknown, unknown>, args: unknown, options: RunOptions | undefined, onJob: ((job: Job) => void) | null): Promise<RunResult<V>> {
     let modulePath: string;
-    let payload: Buffer;
+    let payload: Uint8Array[];
     let o;
     try {
       if (isJobRef(module)) {

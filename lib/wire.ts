@@ -24,7 +24,7 @@ export interface WireValue {
   bigintValue?: string | null;
   bytesValue?: Buffer | null;
 }
-export interface JobPayload { jobArgs: WireValue; inputs: Record<string, Buffer> }
+export interface JobPayload { jobArgs: WireValue; inputs: Array<{ name: string; offset: unknown; length: unknown }> }
 export interface RunRequest {
   id: number;
   modulePath: string;
@@ -54,6 +54,7 @@ const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
   Value: Ctor<WireValue>;
   Entry: Ctor<{ key: string; value: WireValue }>;
   JobPayload: Ctor<JobPayload>;
+  InputRef: Ctor<JobPayload['inputs'][number]>;
   RunRequest: Ctor<RunRequest>;
   MountOp: Ctor<RunRequest['mounts'][number]>;
   LandlockRule: Ctor<RunRequest['landlock'][number]>;
@@ -255,4 +256,37 @@ export function fromWire(v: WireValue): unknown {
   }
   if (set !== 1) throw new WireError(`a Value must have exactly one field set, got ${set}`);
   return out;
+}
+
+/**
+ * The payload memfd's parts: u32le length, the JobPayload, then each input's Arrow IPC bytes as
+ * they are (the app's own buffers, written by the kernel).
+ */
+export function payloadParts(args: WireValue, inputs: Array<{ name: string; ipc: Uint8Array }>): Uint8Array[] {
+  let offset = 0;
+  const refs = inputs.map(({ name, ipc }) => {
+    const ref = new T.InputRef({ name, offset, length: ipc.byteLength });
+    offset += ipc.byteLength;
+    return ref;
+  });
+  const head = encode(T.JobPayload, { jobArgs: args, inputs: refs });
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(head.length);
+  return [length, head, ...inputs.map((i) => i.ipc)];
+}
+
+/** Reads a payload (the child's side): its arguments and a view of each input's bytes. */
+export function readPayload(bytes: Buffer): { args: WireValue; inputs: Array<{ name: string; ipc: Buffer }> } {
+  if (bytes.length < 4) throw new WireError('payload shorter than its header');
+  const n = bytes.readUInt32LE(0);
+  if (n > bytes.length - 4) throw new WireError('payload header longer than the payload');
+  const p = decode(T.JobPayload, bytes.subarray(4, 4 + n));
+  const data = bytes.subarray(4 + n);
+  const inputs = p.inputs.map((r) => {
+    const offset = i64(r.offset);
+    const length = i64(r.length);
+    if (!(offset >= 0 && length >= 0 && offset + length <= data.length)) throw new WireError(`input ${r.name} lies outside the payload`);
+    return { name: r.name, ipc: data.subarray(offset, offset + length) };
+  });
+  return { args: p.jobArgs, inputs };
 }

@@ -36,26 +36,33 @@ static Napi::Value Pipe(const Napi::CallbackInfo& info) {
   return a;
 }
 
-// memfdFromBuffer(name, buffer): a sealed, read-only-content memfd holding the bytes.
-static Napi::Value MemfdFromBuffer(const Napi::CallbackInfo& info) {
-  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsTypedArray())
-    return Usage(info.Env(), "memfdFromBuffer(name: string, data: Uint8Array): number");
+// memfdFromBuffers(name, parts): a sealed memfd holding the parts one after the other, written
+// straight from their memory (no concatenation in the app's heap).
+static Napi::Value MemfdFromBuffers(const Napi::CallbackInfo& info) {
+  const char* usage = "memfdFromBuffers(name: string, parts: Uint8Array[]): number";
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray()) return Usage(info.Env(), usage);
+  Napi::Array parts = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < parts.Length(); i++) {
+    if (!parts.Get(i).IsTypedArray()) return Usage(info.Env(), usage);
+  }
   std::string name = info[0].As<Napi::String>();
-  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
   int fd = memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return ErrnoError(info.Env(), "memfd_create", errno);
-  const uint8_t* p = data.Data();
-  size_t left = data.ByteLength();
-  while (left > 0) {
-    ssize_t n = write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = n < 0 ? errno : EIO;
-      close(fd);
-      return ErrnoError(info.Env(), "write(memfd)", e);
+  for (uint32_t i = 0; i < parts.Length(); i++) {
+    Napi::Uint8Array data = parts.Get(i).As<Napi::Uint8Array>();
+    const uint8_t* p = data.Data();
+    size_t left = data.ByteLength();
+    while (left > 0) {
+      ssize_t n = write(fd, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        int e = n < 0 ? errno : EIO;
+        close(fd);
+        return ErrnoError(info.Env(), "write(memfd)", e);
+      }
+      p += n;
+      left -= static_cast<size_t>(n);
     }
-    p += n;
-    left -= static_cast<size_t>(n);
   }
   if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
     int e = errno;
@@ -225,7 +232,7 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
 void RegisterApp(Napi::Env env, Napi::Object exports) {
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("pipe", Napi::Function::New(env, Pipe));
-  exports.Set("memfdFromBuffer", Napi::Function::New(env, MemfdFromBuffer));
+  exports.Set("memfdFromBuffers", Napi::Function::New(env, MemfdFromBuffers));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
   exports.Set("sendMessage", Napi::Function::New(env, SendMessageJs));
   exports.Set("close", Napi::Function::New(env, Close));

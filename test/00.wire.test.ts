@@ -1,7 +1,7 @@
 // The wire layer alone: Thrift Value round trips, the bounded decoder against hostile bytes, and
 // toWire's refusal of values that are not JSON-like. No processes.
 import { expect } from 'chai';
-import { T, WireError, decode, encode, fromWire, toWire } from '../lib/wire.js';
+import { T, WireError, decode, encode, fromWire, payloadParts, readPayload, toWire } from '../lib/wire.js';
 
 const b = (...bytes: number[]) => Buffer.from(bytes);
 const roundTrip = (x: unknown) => fromWire(decode(T.Value, encode(T.Value, toWire(x))));
@@ -119,9 +119,9 @@ describe('wire: Thrift Value round trip', function () {
   });
 
   it('encodes every Struct the protocol uses and decodes it back', function () {
-    const payload = decode(T.JobPayload, encode(T.JobPayload, { jobArgs: toWire({ n: 1 }), inputs: { t: Buffer.from([1, 2, 3]) } }));
-    expect(fromWire(payload.jobArgs)).to.deep.equal({ n: 1 });
-    expect([...payload.inputs.t]).to.deep.equal([1, 2, 3]);
+    const payload = readPayload(Buffer.concat(payloadParts(toWire({ n: 1 }), [{ name: 't', ipc: Buffer.from([1, 2, 3]) }, { name: 'u', ipc: Buffer.from([4]) }])));
+    expect(fromWire(payload.args)).to.deep.equal({ n: 1 });
+    expect(payload.inputs.map((i) => [i.name, [...i.ipc]])).to.deep.equal([['t', [1, 2, 3]], ['u', [4]]]);
     const req = decode(
       T.RunRequest,
       encode(T.RunRequest, {
@@ -159,6 +159,15 @@ describe('wire: the bounded decoder rejects hostile input', function () {
   it('rejects a list count larger than the bytes that follow, without allocating it', function () {
     expectWireError(() => decode(T.Value, Buffer.concat([listHeader(0x7fffffff), b(STOP)])), /2147483647/);
     expectWireError(() => decode(T.Value, Buffer.concat([listHeader(1000), Buffer.alloc(999), b(STOP)])));
+  });
+
+  it('rejects a payload whose header or input references lie outside it', function () {
+    const good = Buffer.concat(payloadParts(toWire(1), [{ name: 't', ipc: Buffer.from([1, 2, 3]) }]));
+    expectWireError(() => readPayload(good.subarray(0, 3)));
+    expectWireError(() => readPayload(good.subarray(0, good.length - 1)), /outside the payload/);
+    const long = Buffer.from(good);
+    long.writeUInt32LE(good.length);
+    expectWireError(() => readPayload(long));
   });
 
   it('rejects negative and oversized map sizes', function () {

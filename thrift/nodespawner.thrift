@@ -30,10 +30,21 @@ struct Entry {
   2: required Value value
 }
 
-/** What a job receives: its arguments and its Arrow inputs (IPC stream bytes). */
+/** Where one Arrow input lies in the payload memfd, after the JobPayload. */
+struct InputRef {
+  1: required string name
+  2: required i64 offset
+  3: required i64 length
+}
+
+/**
+ * What a job receives, in its payload memfd: u32le length, this struct, then the Arrow IPC
+ * stream bytes of each input (written straight from the app's Arrow buffers, never copied into
+ * this struct) where `inputs` says.
+ */
 struct JobPayload {
   1: required Value jobArgs
-  2: required map<string, binary> inputs
+  2: required list<InputRef> inputs
 }
 
 /** One step of the child's filesystem plan (lib/sandbox.ts decides it; native/mounts.cc runs it). */

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { RecordBatch, RecordBatchStreamWriter, Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { native } from '../lib/native.js';
-import { T, ResultTag, StreamRecord, decode, encode, fromWire, toWire } from '../lib/wire.js';
+import { T, ResultTag, StreamRecord, encode, fromWire, readPayload, toWire } from '../lib/wire.js';
 import type { RunRequest } from '../lib/wire.js';
 import type { JobContext } from '../lib/define.js';
 import type { Linker } from './linker.js';
@@ -94,11 +94,11 @@ export async function runChild(req: RunRequest, resultFd: number, payloadFd: num
   };
   postForkChild(fail, () => fail(new Error('the job returned a promise that never settled, and nothing else was pending'), 13));
   try {
-    const payload = decode(T.JobPayload, fs.readFileSync(payloadFd));
+    const payload = readPayload(fs.readFileSync(payloadFd));
     fs.closeSync(payloadFd);
-    const args = fromWire(payload.jobArgs);
+    const args = fromWire(payload.args);
     const inputs: Record<string, Table> = {};
-    for (const [name, ipc] of Object.entries(payload.inputs ?? {})) inputs[name] = tableFromIPC(ipc);
+    for (const { name, ipc } of payload.inputs) inputs[name] = tableFromIPC(ipc);
     const ns = await linker.importFile(req.modulePath);
     const main = ns.default;
     if (typeof main !== 'function') {

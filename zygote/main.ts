@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { native, packageRoot } from '../lib/native.js';
-import { T, ResultTag, decode, encode, fromWire, i64 } from '../lib/wire.js';
+import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, toWire } from '../lib/wire.js';
 import type { RunRequest, SetupFailed } from '../lib/wire.js';
 import { Linker } from './linker.js';
 import { setupHint } from '../lib/errors.js';
@@ -162,7 +162,7 @@ function selfTest(): number | null {
   const stdout = native.memfdCreate('nodespawner-selftest-stdout');
   const stderr = native.memfdCreate('nodespawner-selftest-stderr');
   const result = native.memfdCreate('nodespawner-selftest-result');
-  const payload = native.memfdFromBuffer('nodespawner-selftest-payload', encode(T.JobPayload, { jobArgs: { nullValue: true }, inputs: {} }));
+  const payload = native.memfdFromBuffers('nodespawner-selftest-payload', payloadParts(toWire(null), []));
   const keep = [fs.openSync(`/proc/self/fd/${stdout}`, 'r'), fs.openSync(`/proc/self/fd/${stderr}`, 'r'), fs.openSync(`/proc/self/fd/${result}`, 'r')];
   const flags = Object.values(native.CLONE).reduce((a, b) => a | b, 0);
   // Fork safety only: the sandbox layers are proven by the test suite, which runs this same job.

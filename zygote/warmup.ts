@@ -1,7 +1,7 @@
 // Runs the job runner's own hot paths in the zygote before serving, so that every child starts
 // with their code already compiled (V8 keeps it in the heap that the fork copies).
 import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
-import { T, decode, encode, fromWire, toWire } from '../lib/wire.js';
+import { T, decode, encode, fromWire, payloadParts, readPayload, toWire } from '../lib/wire.js';
 import type { Linker } from './linker.js';
 
 const commonBuiltins = [
@@ -20,9 +20,9 @@ export async function warmUp(linker: Linker, rounds = 40): Promise<void> {
     const ipc = tableToIPC(table, 'stream');
     tableFromIPC(ipc);
     const args = { n, scale: 1.5, tags: ['a', 'b'], nested: { ok: true, none: null, big: 12n, bytes: new Uint8Array(4) } };
-    const payload = encode(T.JobPayload, { jobArgs: toWire(args), inputs: { t: Buffer.from(ipc) } });
-    const back = decode(T.JobPayload, payload);
-    fromWire(back.jobArgs);
+    const back = readPayload(Buffer.concat(payloadParts(toWire(args), [{ name: 't', ipc }])));
+    fromWire(back.args);
+    tableFromIPC(back.inputs[0].ipc);
     fromWire(decode(T.Value, encode(T.Value, toWire(args))));
     encode(T.JobError, { name: 'Error', message: 'warm', stack: 'Error: warm', code: null });
   }

@@ -290,6 +290,93 @@ const Entry = module.exports.Entry = class {
   }
 
 };
+const InputRef = module.exports.InputRef = class {
+  constructor(args) {
+    this.name = null;
+    this.offset = null;
+    this.length = null;
+    if (args) {
+      if (args.name !== undefined && args.name !== null) {
+        this.name = args.name;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field name is unset!');
+      }
+      if (args.offset !== undefined && args.offset !== null) {
+        this.offset = args.offset;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field offset is unset!');
+      }
+      if (args.length !== undefined && args.length !== null) {
+        this.length = args.length;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field length is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.name = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.I64) {
+          this.offset = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.I64) {
+          this.length = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('InputRef');
+    if (this.name !== null && this.name !== undefined) {
+      output.writeFieldBegin('name', Thrift.Type.STRING, 1);
+      output.writeString(this.name);
+      output.writeFieldEnd();
+    }
+    if (this.offset !== null && this.offset !== undefined) {
+      output.writeFieldBegin('offset', Thrift.Type.I64, 2);
+      output.writeI64(this.offset);
+      output.writeFieldEnd();
+    }
+    if (this.length !== null && this.length !== undefined) {
+      output.writeFieldBegin('length', Thrift.Type.I64, 3);
+      output.writeI64(this.length);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
 const JobPayload = module.exports.JobPayload = class {
   constructor(args) {
     this.jobArgs = null;
@@ -301,7 +388,7 @@ const JobPayload = module.exports.JobPayload = class {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field jobArgs is unset!');
       }
       if (args.inputs !== undefined && args.inputs !== null) {
-        this.inputs = Thrift.copyMap(args.inputs, [null]);
+        this.inputs = Thrift.copyList(args.inputs, [ttypes.InputRef]);
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field inputs is unset!');
       }
@@ -327,18 +414,17 @@ const JobPayload = module.exports.JobPayload = class {
         }
         break;
         case 2:
-        if (ftype == Thrift.Type.MAP) {
-          this.inputs = {};
-          const _rtmp311 = input.readMapBegin();
+        if (ftype == Thrift.Type.LIST) {
+          this.inputs = [];
+          const _rtmp311 = input.readListBegin();
           const _size10 = _rtmp311.size || 0;
           for (let _i12 = 0; _i12 < _size10; ++_i12) {
-            let key13 = null;
-            let val14 = null;
-            key13 = input.readString();
-            val14 = input.readBinary();
-            this.inputs[key13] = val14;
+            let elem13 = null;
+            elem13 = new ttypes.InputRef();
+            elem13.read(input);
+            this.inputs.push(elem13);
           }
-          input.readMapEnd();
+          input.readListEnd();
         } else {
           input.skip(ftype);
         }
@@ -360,16 +446,15 @@ const JobPayload = module.exports.JobPayload = class {
       output.writeFieldEnd();
     }
     if (this.inputs !== null && this.inputs !== undefined) {
-      output.writeFieldBegin('inputs', Thrift.Type.MAP, 2);
-      output.writeMapBegin(Thrift.Type.STRING, Thrift.Type.STRING, Thrift.objectLength(this.inputs));
-      for (let kiter15 in this.inputs) {
-        if (this.inputs.hasOwnProperty(kiter15)) {
-          let viter16 = this.inputs[kiter15];
-          output.writeString(kiter15);
-          output.writeBinary(viter16);
+      output.writeFieldBegin('inputs', Thrift.Type.LIST, 2);
+      output.writeListBegin(Thrift.Type.STRUCT, this.inputs.length);
+      for (let iter14 in this.inputs) {
+        if (this.inputs.hasOwnProperty(iter14)) {
+          iter14 = this.inputs[iter14];
+          iter14.write(output);
         }
       }
-      output.writeMapEnd();
+      output.writeListEnd();
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -853,13 +938,13 @@ const RunRequest = module.exports.RunRequest = class {
         case 7:
         if (ftype == Thrift.Type.LIST) {
           this.mounts = [];
-          const _rtmp318 = input.readListBegin();
-          const _size17 = _rtmp318.size || 0;
-          for (let _i19 = 0; _i19 < _size17; ++_i19) {
-            let elem20 = null;
-            elem20 = new ttypes.MountOp();
-            elem20.read(input);
-            this.mounts.push(elem20);
+          const _rtmp316 = input.readListBegin();
+          const _size15 = _rtmp316.size || 0;
+          for (let _i17 = 0; _i17 < _size15; ++_i17) {
+            let elem18 = null;
+            elem18 = new ttypes.MountOp();
+            elem18.read(input);
+            this.mounts.push(elem18);
           }
           input.readListEnd();
         } else {
@@ -876,13 +961,13 @@ const RunRequest = module.exports.RunRequest = class {
         case 9:
         if (ftype == Thrift.Type.LIST) {
           this.landlock = [];
-          const _rtmp322 = input.readListBegin();
-          const _size21 = _rtmp322.size || 0;
-          for (let _i23 = 0; _i23 < _size21; ++_i23) {
-            let elem24 = null;
-            elem24 = new ttypes.LandlockRule();
-            elem24.read(input);
-            this.landlock.push(elem24);
+          const _rtmp320 = input.readListBegin();
+          const _size19 = _rtmp320.size || 0;
+          for (let _i21 = 0; _i21 < _size19; ++_i21) {
+            let elem22 = null;
+            elem22 = new ttypes.LandlockRule();
+            elem22.read(input);
+            this.landlock.push(elem22);
           }
           input.readListEnd();
         } else {
@@ -892,12 +977,12 @@ const RunRequest = module.exports.RunRequest = class {
         case 10:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupDirs = [];
-          const _rtmp326 = input.readListBegin();
-          const _size25 = _rtmp326.size || 0;
-          for (let _i27 = 0; _i27 < _size25; ++_i27) {
-            let elem28 = null;
-            elem28 = input.readString();
-            this.cgroupDirs.push(elem28);
+          const _rtmp324 = input.readListBegin();
+          const _size23 = _rtmp324.size || 0;
+          for (let _i25 = 0; _i25 < _size23; ++_i25) {
+            let elem26 = null;
+            elem26 = input.readString();
+            this.cgroupDirs.push(elem26);
           }
           input.readListEnd();
         } else {
@@ -907,13 +992,13 @@ const RunRequest = module.exports.RunRequest = class {
         case 11:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupWrites = [];
-          const _rtmp330 = input.readListBegin();
-          const _size29 = _rtmp330.size || 0;
-          for (let _i31 = 0; _i31 < _size29; ++_i31) {
-            let elem32 = null;
-            elem32 = new ttypes.CgroupWrite();
-            elem32.read(input);
-            this.cgroupWrites.push(elem32);
+          const _rtmp328 = input.readListBegin();
+          const _size27 = _rtmp328.size || 0;
+          for (let _i29 = 0; _i29 < _size27; ++_i29) {
+            let elem30 = null;
+            elem30 = new ttypes.CgroupWrite();
+            elem30.read(input);
+            this.cgroupWrites.push(elem30);
           }
           input.readListEnd();
         } else {
@@ -923,12 +1008,12 @@ const RunRequest = module.exports.RunRequest = class {
         case 12:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupProcs = [];
-          const _rtmp334 = input.readListBegin();
-          const _size33 = _rtmp334.size || 0;
-          for (let _i35 = 0; _i35 < _size33; ++_i35) {
-            let elem36 = null;
-            elem36 = input.readString();
-            this.cgroupProcs.push(elem36);
+          const _rtmp332 = input.readListBegin();
+          const _size31 = _rtmp332.size || 0;
+          for (let _i33 = 0; _i33 < _size31; ++_i33) {
+            let elem34 = null;
+            elem34 = input.readString();
+            this.cgroupProcs.push(elem34);
           }
           input.readListEnd();
         } else {
@@ -938,12 +1023,12 @@ const RunRequest = module.exports.RunRequest = class {
         case 13:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupStats = [];
-          const _rtmp338 = input.readListBegin();
-          const _size37 = _rtmp338.size || 0;
-          for (let _i39 = 0; _i39 < _size37; ++_i39) {
-            let elem40 = null;
-            elem40 = input.readString();
-            this.cgroupStats.push(elem40);
+          const _rtmp336 = input.readListBegin();
+          const _size35 = _rtmp336.size || 0;
+          for (let _i37 = 0; _i37 < _size35; ++_i37) {
+            let elem38 = null;
+            elem38 = input.readString();
+            this.cgroupStats.push(elem38);
           }
           input.readListEnd();
         } else {
@@ -953,13 +1038,13 @@ const RunRequest = module.exports.RunRequest = class {
         case 14:
         if (ftype == Thrift.Type.LIST) {
           this.rlimits = [];
-          const _rtmp342 = input.readListBegin();
-          const _size41 = _rtmp342.size || 0;
-          for (let _i43 = 0; _i43 < _size41; ++_i43) {
-            let elem44 = null;
-            elem44 = new ttypes.Rlimit();
-            elem44.read(input);
-            this.rlimits.push(elem44);
+          const _rtmp340 = input.readListBegin();
+          const _size39 = _rtmp340.size || 0;
+          for (let _i41 = 0; _i41 < _size39; ++_i41) {
+            let elem42 = null;
+            elem42 = new ttypes.Rlimit();
+            elem42.read(input);
+            this.rlimits.push(elem42);
           }
           input.readListEnd();
         } else {
@@ -1010,10 +1095,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.mounts !== null && this.mounts !== undefined) {
       output.writeFieldBegin('mounts', Thrift.Type.LIST, 7);
       output.writeListBegin(Thrift.Type.STRUCT, this.mounts.length);
-      for (let iter45 in this.mounts) {
-        if (this.mounts.hasOwnProperty(iter45)) {
-          iter45 = this.mounts[iter45];
-          iter45.write(output);
+      for (let iter43 in this.mounts) {
+        if (this.mounts.hasOwnProperty(iter43)) {
+          iter43 = this.mounts[iter43];
+          iter43.write(output);
         }
       }
       output.writeListEnd();
@@ -1027,10 +1112,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.landlock !== null && this.landlock !== undefined) {
       output.writeFieldBegin('landlock', Thrift.Type.LIST, 9);
       output.writeListBegin(Thrift.Type.STRUCT, this.landlock.length);
-      for (let iter46 in this.landlock) {
-        if (this.landlock.hasOwnProperty(iter46)) {
-          iter46 = this.landlock[iter46];
-          iter46.write(output);
+      for (let iter44 in this.landlock) {
+        if (this.landlock.hasOwnProperty(iter44)) {
+          iter44 = this.landlock[iter44];
+          iter44.write(output);
         }
       }
       output.writeListEnd();
@@ -1039,10 +1124,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.cgroupDirs !== null && this.cgroupDirs !== undefined) {
       output.writeFieldBegin('cgroupDirs', Thrift.Type.LIST, 10);
       output.writeListBegin(Thrift.Type.STRING, this.cgroupDirs.length);
-      for (let iter47 in this.cgroupDirs) {
-        if (this.cgroupDirs.hasOwnProperty(iter47)) {
-          iter47 = this.cgroupDirs[iter47];
-          output.writeString(iter47);
+      for (let iter45 in this.cgroupDirs) {
+        if (this.cgroupDirs.hasOwnProperty(iter45)) {
+          iter45 = this.cgroupDirs[iter45];
+          output.writeString(iter45);
         }
       }
       output.writeListEnd();
@@ -1051,10 +1136,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.cgroupWrites !== null && this.cgroupWrites !== undefined) {
       output.writeFieldBegin('cgroupWrites', Thrift.Type.LIST, 11);
       output.writeListBegin(Thrift.Type.STRUCT, this.cgroupWrites.length);
-      for (let iter48 in this.cgroupWrites) {
-        if (this.cgroupWrites.hasOwnProperty(iter48)) {
-          iter48 = this.cgroupWrites[iter48];
-          iter48.write(output);
+      for (let iter46 in this.cgroupWrites) {
+        if (this.cgroupWrites.hasOwnProperty(iter46)) {
+          iter46 = this.cgroupWrites[iter46];
+          iter46.write(output);
         }
       }
       output.writeListEnd();
@@ -1063,10 +1148,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.cgroupProcs !== null && this.cgroupProcs !== undefined) {
       output.writeFieldBegin('cgroupProcs', Thrift.Type.LIST, 12);
       output.writeListBegin(Thrift.Type.STRING, this.cgroupProcs.length);
-      for (let iter49 in this.cgroupProcs) {
-        if (this.cgroupProcs.hasOwnProperty(iter49)) {
-          iter49 = this.cgroupProcs[iter49];
-          output.writeString(iter49);
+      for (let iter47 in this.cgroupProcs) {
+        if (this.cgroupProcs.hasOwnProperty(iter47)) {
+          iter47 = this.cgroupProcs[iter47];
+          output.writeString(iter47);
         }
       }
       output.writeListEnd();
@@ -1075,10 +1160,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.cgroupStats !== null && this.cgroupStats !== undefined) {
       output.writeFieldBegin('cgroupStats', Thrift.Type.LIST, 13);
       output.writeListBegin(Thrift.Type.STRING, this.cgroupStats.length);
-      for (let iter50 in this.cgroupStats) {
-        if (this.cgroupStats.hasOwnProperty(iter50)) {
-          iter50 = this.cgroupStats[iter50];
-          output.writeString(iter50);
+      for (let iter48 in this.cgroupStats) {
+        if (this.cgroupStats.hasOwnProperty(iter48)) {
+          iter48 = this.cgroupStats[iter48];
+          output.writeString(iter48);
         }
       }
       output.writeListEnd();
@@ -1087,10 +1172,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.rlimits !== null && this.rlimits !== undefined) {
       output.writeFieldBegin('rlimits', Thrift.Type.LIST, 14);
       output.writeListBegin(Thrift.Type.STRUCT, this.rlimits.length);
-      for (let iter51 in this.rlimits) {
-        if (this.rlimits.hasOwnProperty(iter51)) {
-          iter51 = this.rlimits[iter51];
-          iter51.write(output);
+      for (let iter49 in this.rlimits) {
+        if (this.rlimits.hasOwnProperty(iter49)) {
+          iter49 = this.rlimits[iter49];
+          iter49.write(output);
         }
       }
       output.writeListEnd();
@@ -1291,12 +1376,12 @@ const Ready = module.exports.Ready = class {
         case 4:
         if (ftype == Thrift.Type.LIST) {
           this.preloaded = [];
-          const _rtmp353 = input.readListBegin();
-          const _size52 = _rtmp353.size || 0;
-          for (let _i54 = 0; _i54 < _size52; ++_i54) {
-            let elem55 = null;
-            elem55 = input.readString();
-            this.preloaded.push(elem55);
+          const _rtmp351 = input.readListBegin();
+          const _size50 = _rtmp351.size || 0;
+          for (let _i52 = 0; _i52 < _size50; ++_i52) {
+            let elem53 = null;
+            elem53 = input.readString();
+            this.preloaded.push(elem53);
           }
           input.readListEnd();
         } else {
@@ -1327,12 +1412,12 @@ const Ready = module.exports.Ready = class {
         case 8:
         if (ftype == Thrift.Type.LIST) {
           this.preloadedFiles = [];
-          const _rtmp357 = input.readListBegin();
-          const _size56 = _rtmp357.size || 0;
-          for (let _i58 = 0; _i58 < _size56; ++_i58) {
-            let elem59 = null;
-            elem59 = input.readString();
-            this.preloadedFiles.push(elem59);
+          const _rtmp355 = input.readListBegin();
+          const _size54 = _rtmp355.size || 0;
+          for (let _i56 = 0; _i56 < _size54; ++_i56) {
+            let elem57 = null;
+            elem57 = input.readString();
+            this.preloadedFiles.push(elem57);
           }
           input.readListEnd();
         } else {
@@ -1368,10 +1453,10 @@ const Ready = module.exports.Ready = class {
     if (this.preloaded !== null && this.preloaded !== undefined) {
       output.writeFieldBegin('preloaded', Thrift.Type.LIST, 4);
       output.writeListBegin(Thrift.Type.STRING, this.preloaded.length);
-      for (let iter60 in this.preloaded) {
-        if (this.preloaded.hasOwnProperty(iter60)) {
-          iter60 = this.preloaded[iter60];
-          output.writeString(iter60);
+      for (let iter58 in this.preloaded) {
+        if (this.preloaded.hasOwnProperty(iter58)) {
+          iter58 = this.preloaded[iter58];
+          output.writeString(iter58);
         }
       }
       output.writeListEnd();
@@ -1395,10 +1480,10 @@ const Ready = module.exports.Ready = class {
     if (this.preloadedFiles !== null && this.preloadedFiles !== undefined) {
       output.writeFieldBegin('preloadedFiles', Thrift.Type.LIST, 8);
       output.writeListBegin(Thrift.Type.STRING, this.preloadedFiles.length);
-      for (let iter61 in this.preloadedFiles) {
-        if (this.preloadedFiles.hasOwnProperty(iter61)) {
-          iter61 = this.preloadedFiles[iter61];
-          output.writeString(iter61);
+      for (let iter59 in this.preloadedFiles) {
+        if (this.preloadedFiles.hasOwnProperty(iter59)) {
+          iter59 = this.preloadedFiles[iter59];
+          output.writeString(iter59);
         }
       }
       output.writeListEnd();
@@ -1855,12 +1940,12 @@ const Exited = module.exports.Exited = class {
         case 7:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupStats = [];
-          const _rtmp363 = input.readListBegin();
-          const _size62 = _rtmp363.size || 0;
-          for (let _i64 = 0; _i64 < _size62; ++_i64) {
-            let elem65 = null;
-            elem65 = input.readString();
-            this.cgroupStats.push(elem65);
+          const _rtmp361 = input.readListBegin();
+          const _size60 = _rtmp361.size || 0;
+          for (let _i62 = 0; _i62 < _size60; ++_i62) {
+            let elem63 = null;
+            elem63 = input.readString();
+            this.cgroupStats.push(elem63);
           }
           input.readListEnd();
         } else {
@@ -1911,10 +1996,10 @@ const Exited = module.exports.Exited = class {
     if (this.cgroupStats !== null && this.cgroupStats !== undefined) {
       output.writeFieldBegin('cgroupStats', Thrift.Type.LIST, 7);
       output.writeListBegin(Thrift.Type.STRING, this.cgroupStats.length);
-      for (let iter66 in this.cgroupStats) {
-        if (this.cgroupStats.hasOwnProperty(iter66)) {
-          iter66 = this.cgroupStats[iter66];
-          output.writeString(iter66);
+      for (let iter64 in this.cgroupStats) {
+        if (this.cgroupStats.hasOwnProperty(iter64)) {
+          iter64 = this.cgroupStats[iter64];
+          output.writeString(iter64);
         }
       }
       output.writeListEnd();

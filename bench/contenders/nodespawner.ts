@@ -1,0 +1,36 @@
+// nodespawner with its default sandbox (every namespace, own root, Landlock, seccomp, cgroup).
+import { Spawner } from '../../lib/index.js';
+import type { RunResult } from '../../lib/index.js';
+import { checkTable, fixture, jobArgs } from '../util.js';
+import type { Contender, Instance } from './types.js';
+
+export interface NodespawnerInstance extends Instance {
+  spawner: Spawner;
+  startMs: number;
+}
+
+export async function openSpawner(options: Parameters<typeof Spawner.start>[0] = {}): Promise<NodespawnerInstance> {
+  const t0 = performance.now();
+  const spawner = await Spawner.start({ concurrency: 2, ...options });
+  const startMs = performance.now() - t0;
+  const job = fixture('job.mjs');
+  return {
+    spawner,
+    startMs,
+    run: async (): Promise<RunResult> => {
+      const r = await spawner.run(job, jobArgs);
+      checkTable(r.table, 'nodespawner');
+      return r;
+    },
+    close: () => spawner.close(),
+  };
+}
+
+export const nodespawner: Contender = {
+  key: 'nodespawner',
+  label: 'nodespawner (default sandbox)',
+  isolation: 'namespaces, seccomp, Landlock, cgroup',
+  processPerJob: false,
+  notes: [],
+  open: () => openSpawner(),
+};
