@@ -2,7 +2,7 @@
 // `npx nodespawner <command>`: bench (speed against the alternatives) and doctor (host checks).
 type Command = { main(argv: string[]): Promise<number> };
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  bench: { summary: 'measure nodespawner against the alternatives on this machine', load: () => import('../bench/roundtrip.js') as Promise<unknown> as Promise<Command> },
+  bench: { summary: 'measure nodespawner against the alternatives on this machine', load: () => import('../bench/roundtrip.js') },
   doctor: { summary: 'check this host for what nodespawner needs, with the fix for each gap', load: () => import('./doctor.js') },
 };
 

@@ -1,4 +1,5 @@
 // Every way a run can fail, each with a stable `code` (see docs: README "Errors").
+import { constants as osConstants } from 'node:os';
 
 export interface RunFailureDetails {
   exitCode?: number | null;
@@ -105,8 +106,15 @@ export class OutputTooLargeError extends NodespawnerError {
   }
 }
 
+const errnoNames = Object.fromEntries(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
 /** A sandbox setup step failed before the job ran. */
 export class SandboxSetupError extends NodespawnerError {
+  /** From a failure as the native side reports it ({step, syscall, errnum, detail}). */
+  static from(f: { step: string; syscall: string; errnum: number; detail?: string | null }, details?: RunFailureDetails): SandboxSetupError {
+    return new SandboxSetupError(f.step, f.syscall, f.errnum, errnoNames[f.errnum] ?? `errno ${f.errnum}`, f.detail ?? '', details);
+  }
+
   constructor(readonly step: string, readonly syscall: string, readonly errno: number, readonly errnoName: string, detail: string, details?: RunFailureDetails) {
     super('ERR_SANDBOX_SETUP', `sandbox setup failed at ${step}: ${syscall}: ${errnoName}${detail ? ` (${detail})` : ''}${setupHint(step)}`, details);
   }

@@ -72,7 +72,6 @@ export function encodePayload(args: unknown, inputs: Record<string, Table>): Uin
 
 // First name wins: SIGABRT, not its alias SIGIOT.
 const signalNames = Object.fromEntries(Object.entries(osConstants.signals).reverse().map(([name, n]) => [n, name]));
-const errnoNames = Object.fromEntries(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
 /** Keeps the first `limit` bytes of a stream and counts the rest. */
 class Capture {
@@ -309,8 +308,7 @@ export class Job {
     const signal = ex && ex.signal > 0 ? signalNames[ex.signal] ?? `signal ${ex.signal}` : null;
     const details = { exitCode: ex ? ex.code : null, signal, stdout, stderr, durationMs: ms(this.sentAt, now) };
     if (this.setupFailed) {
-      const f = this.setupFailed;
-      throw new SandboxSetupError(f.step, f.syscall, f.errnum, errnoNames[f.errnum] ?? `errno ${f.errnum}`, f.detail ?? '', details);
+      throw SandboxSetupError.from(this.setupFailed, details);
     }
     const stats = ex ? parseStats(this.c.cgroups, ex.cgroupStats ?? []) : null;
     if (stats && stats.oomKills > 0) throw new OutOfMemoryError(this.c.options.limits.memoryLimit, details);

@@ -394,4 +394,3 @@ export class Spawner extends EventEmitter {
   }
 }
 
-export { NodespawnerError };

@@ -1,6 +1,5 @@
 // App-side primitives: sockets, pipes and memfds for a job, fd passing, and a libuv poll watcher
 // that delivers SOCK_SEQPACKET messages (with their fds) to JavaScript.
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -109,18 +108,14 @@ static Napi::Value Close(const Napi::CallbackInfo& info) {
 // inheritableFds(): fds of this process without FD_CLOEXEC, above stderr. A spawned zygote
 // inherits them; it closes them before anything else so that no job ever can.
 static Napi::Value InheritableFds(const Napi::CallbackInfo& info) {
+  std::vector<int> fds;
+  if (!OpenFds(&fds)) return ErrnoError(info.Env(), "opendir(/proc/self/fd)", errno);
   Napi::Array list = Napi::Array::New(info.Env());
-  DIR* d = opendir("/proc/self/fd");
-  if (d == nullptr) return ErrnoError(info.Env(), "opendir(/proc/self/fd)", errno);
   uint32_t i = 0;
-  while (struct dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    int fd = atoi(e->d_name);
-    if (fd <= 2 || fd == dirfd(d)) continue;
-    int flags = fcntl(fd, F_GETFD);
+  for (int fd : fds) {
+    int flags = fd > 2 ? fcntl(fd, F_GETFD) : -1;
     if (flags >= 0 && (flags & FD_CLOEXEC) == 0) list.Set(i++, fd);
   }
-  closedir(d);
   return list;
 }
 

@@ -75,18 +75,26 @@ int MoveFdAbove(int fd, int min) {
   return moved;
 }
 
-std::vector<FdIdentity> OpenFdIdentities() {
-  std::vector<FdIdentity> out;
+bool OpenFds(std::vector<int>* out) {
   DIR* d = opendir("/proc/self/fd");
-  if (d == nullptr) return out;
+  if (d == nullptr) return false;
   while (struct dirent* e = readdir(d)) {
     if (e->d_name[0] == '.') continue;
     int fd = atoi(e->d_name);
-    struct stat st;
-    if (fd == dirfd(d) || fstat(fd, &st) != 0) continue;
-    out.push_back({fd, st.st_dev, st.st_ino});
+    if (fd != dirfd(d)) out->push_back(fd);
   }
   closedir(d);
+  return true;
+}
+
+std::vector<FdIdentity> OpenFdIdentities() {
+  std::vector<int> fds;
+  std::vector<FdIdentity> out;
+  OpenFds(&fds);
+  for (int fd : fds) {
+    struct stat st;
+    if (fstat(fd, &st) == 0) out.push_back({fd, st.st_dev, st.st_ino});
+  }
   return out;
 }
 

@@ -20,6 +20,10 @@ int MoveFdAbove(int fd, int min);
 
 void CloseFds(const int* fds, int n);
 
+// The fds open in this process, read from /proc/self/fd (allocates). Sets errno and returns false
+// when that directory cannot be read.
+bool OpenFds(std::vector<int>* out);
+
 // An open fd and the kernel object behind it.
 struct FdIdentity {
   int fd;

@@ -63,12 +63,8 @@ struct Args {
   }
 };
 
-// clone(CLONE_NEWUSER) as a raw system call, the way a process would create a nested user
-// namespace without unshare(). The child makes no other call than exit_group; the parent reaps
-// it so that the job (PID 1 of its namespace) keeps no zombie.
-Outcome CloneNewUser() {
-  long pid = syscall(SYS_clone, static_cast<unsigned long>(CLONE_NEWUSER | SIGCHLD), nullptr, nullptr, nullptr, 0);
-  if (pid == 0) syscall(SYS_exit_group, 0);
+// The outcome of a clone, reaping the child so that the job (PID 1 of its namespace) keeps no zombie.
+Outcome DoneAndReaped(long pid) {
   Outcome o = Done(pid);
   if (pid > 0) {
     int status;
@@ -76,6 +72,14 @@ Outcome CloneNewUser() {
     }
   }
   return o;
+}
+
+// clone(CLONE_NEWUSER) as a raw system call, the way a process would create a nested user
+// namespace without unshare(). The child makes no other call than exit_group.
+Outcome CloneNewUser() {
+  long pid = syscall(SYS_clone, static_cast<unsigned long>(CLONE_NEWUSER | SIGCHLD), nullptr, nullptr, nullptr, 0);
+  if (pid == 0) syscall(SYS_exit_group, 0);
+  return DoneAndReaped(pid);
 }
 
 // clone3(CLONE_NEWUSER): a seccomp filter cannot read clone3's flags (they are in memory, not in
@@ -87,13 +91,7 @@ Outcome Clone3NewUser() {
   args.exit_signal = SIGCHLD;
   long pid = syscall(SYS_clone3, &args, sizeof args);
   if (pid == 0) syscall(SYS_exit_group, 0);
-  Outcome o = Done(pid);
-  if (pid > 0) {
-    int status;
-    while (waitpid(static_cast<pid_t>(pid), &status, __WALL) < 0 && errno == EINTR) {
-    }
-  }
-  return o;
+  return DoneAndReaped(pid);
 }
 
 Outcome Try(const std::string& name, Args& a) {

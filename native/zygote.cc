@@ -1,6 +1,5 @@
 // Zygote-side glue: the blocking control-socket read, the fork, and the child's exit.
 // Nothing here touches libuv handles: the zygote serves from a synchronous loop.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -10,6 +9,7 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -193,24 +193,20 @@ static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
 
 // listFds(): [[fd, target], ...] for the zygote's pre-fork fd check.
 static Napi::Value ListFds(const Napi::CallbackInfo& info) {
+  std::vector<int> fds;
+  if (!OpenFds(&fds)) return ErrnoError(info.Env(), "opendir(/proc/self/fd)", errno);
   Napi::Array list = Napi::Array::New(info.Env());
-  DIR* d = opendir("/proc/self/fd");
-  if (d == nullptr) return ErrnoError(info.Env(), "opendir(/proc/self/fd)", errno);
-  int self = dirfd(d);
   uint32_t i = 0;
-  while (struct dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    int fd = atoi(e->d_name);
-    if (fd == self) continue;
-    char target[512];
-    ssize_t n = readlinkat(self, e->d_name, target, sizeof target - 1);
+  for (int fd : fds) {
+    char path[32], target[512];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
     target[n < 0 ? 0 : n] = '\0';
     Napi::Array pair = Napi::Array::New(info.Env(), 2);
     pair.Set(0u, fd);
     pair.Set(1u, target);
     list.Set(i++, pair);
   }
-  closedir(d);
   return list;
 }
 

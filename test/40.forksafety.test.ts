@@ -1,12 +1,11 @@
 // What a fork without exec can break: Node's runtime in the child, randomness copied from the
 // zygote, exits that would hang, and file descriptors that would leak into jobs.
 import fs from 'node:fs';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
-import { expectCode, fixture, packageRoot, procInfo, stillAlive, tempDir } from './helpers.js';
+import { expectCode, fixture, packageRoot, procInfo, runProgram, stillAlive, tempDir } from './helpers.js';
 
 interface Randomness {
   math: number;
@@ -144,19 +143,9 @@ describe('fork safety', function () {
         } finally {
           await s.close();
         }`;
-      const out = await new Promise<string>((resolve, reject) => {
-        const child = spawn('/bin/sh', ['-c', 'exec "$0" --input-type=module -e "$1" 7<"$2"', process.execPath, script, secret], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout!.on('data', (d) => (stdout += d));
-        child.stderr!.on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
-        child.on('close', (code, signal) => {
-          clearTimeout(timer);
-          if (code === 0) resolve(stdout);
-          else reject(new Error(`the app exited with ${signal ?? code}\n${stdout}\n${stderr}`));
-        });
-      });
+      const app = await runProgram('/bin/sh', ['-c', 'exec "$0" --input-type=module -e "$1" 7<"$2"', process.execPath, script, secret], { timeoutMs: 25_000 });
+      if (app.code !== 0) throw new Error(`the app exited with ${app.signal ?? app.code}\n${app.stdout}\n${app.stderr}`);
+      const out = app.stdout;
       const { inherited, job } = JSON.parse(out.trim().split('\n').pop()!) as { inherited: string; job: Record<string, string> };
       expect(inherited).to.equal(secret);
       const leaked = Object.entries(job).filter(([, t]) => t === inherited);

@@ -11,12 +11,12 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import { spawn, spawnSync } from 'node:child_process';
-import { basename, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
 import type { SandboxOptions } from '../lib/index.js';
-import { expectCode, fixture, isRoot, packageRoot, runningJob, skipBecause, tempDir, waitFor } from './helpers.js';
+import { expectCode, fixture, isRoot, packageRoot, runProgram, runningJob, skipBecause, tempDir, waitFor } from './helpers.js';
 
 const probe = join(packageRoot, 'build', 'Release', 'nodespawner_probe.node');
 const escape = (name: string) => fixture(join('escape', name));
@@ -288,19 +288,9 @@ describe('escape attempts', function () {
       this.timeout(30_000);
       const sandboxes = [layers.full, layers.withoutSeccomp];
       const app = join(packageRoot, 'test', 'fixtures', 'escape', 'keyring-app.mjs');
-      const out = await new Promise<string>((resolve, reject) => {
-        const child = spawn(process.execPath, [app, packageRoot, JSON.stringify(sandboxes)], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout!.on('data', (d) => (stdout += d));
-        child.stderr!.on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
-        child.on('close', (code, signal) => {
-          clearTimeout(timer);
-          if (code === 0) resolve(stdout);
-          else reject(new Error(`the keyring app exited with ${signal ?? code}\n${stdout}\n${stderr}`));
-        });
-      });
+      const run = await runProgram(process.execPath, [app, packageRoot, JSON.stringify(sandboxes)], { timeoutMs: 25_000 });
+      if (run.code !== 0) throw new Error(`the keyring app exited with ${run.signal ?? run.code}\n${run.stdout}\n${run.stderr}`);
+      const out = run.stdout;
       const [full, withoutSeccomp] = JSON.parse(out.trim().split('\n').pop()!);
       expect(full, 'full sandbox: keyctl is denied').to.deep.include({ killed: 'SIGSYS' });
       // Without seccomp: a job must not hold the app's session keyring (it is inherited across

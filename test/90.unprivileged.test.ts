@@ -1,9 +1,8 @@
 // The whole suite again, as an unprivileged app (user nobody), when we are root: the job's outer
 // uid, the id maps and every sandbox step differ between a root and an unprivileged app.
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { isRoot, packageRoot, skipBecause, whyNobodyCannotRead } from './helpers.js';
+import { isRoot, packageRoot, runProgram, skipBecause, whyNobodyCannotRead } from './helpers.js';
 
 const setpriv = '/usr/bin/setpriv';
 
@@ -17,22 +16,12 @@ describe('unprivileged app', function () {
     if (why) skipBecause(this, why);
     const self = join('dist', 'test', '90.unprivileged.test.js');
     const argv = ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, mocha, '--config', join(packageRoot, '.mocharc.json'), '--ignore', self, '--reporter', 'dot'];
-    const { code, signal, output } = await new Promise<{ code: number | null; signal: string | null; output: string }>((resolve) => {
-      const child = spawn(setpriv, argv, {
-        cwd: packageRoot,
-        // nobody cannot create cgroups here: the run uses the rlimit fallback, and the limits tests
-        // check that an app left without cgroups is told what to configure.
-        env: { ...process.env, HOME: '/tmp', NODESPAWNER_TEST_NESTED: '1', NODESPAWNER_LIMITS: 'rlimit' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout!.on('data', (d) => (output += d));
-      child.stderr!.on('data', (d) => (output += d));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 160_000);
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal, output });
-      });
+    const { code, signal, output } = await runProgram(setpriv, argv, {
+      cwd: packageRoot,
+      // nobody cannot create cgroups here: the run uses the rlimit fallback, and the limits tests
+      // check that an app left without cgroups is told what to configure.
+      env: { ...process.env, HOME: '/tmp', NODESPAWNER_TEST_NESTED: '1', NODESPAWNER_LIMITS: 'rlimit' },
+      timeoutMs: 160_000,
     });
     if (code !== 0) console.log(output);
     expect(signal, 'the unprivileged run was killed').to.equal(null);

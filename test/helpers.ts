@@ -1,6 +1,6 @@
 // Shared by the test files: fixture paths, error expectations, and a view of /proc.
 import fs from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, chmod, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -183,4 +183,34 @@ export function whyNobodyCannotRead(paths: string[]): string | null {
 export function skipBecause(ctx: Mocha.Context, reason: string): never {
   console.log(`      skipped: ${reason}`);
   ctx.skip();
+}
+
+export interface ProgramRun {
+  code: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  /** stdout and stderr as they came, interleaved. */
+  output: string;
+}
+
+/** Runs a program to its end, SIGKILLed after `timeoutMs`, and returns how it ended and what it printed. */
+export function runProgram(file: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs: number }): Promise<ProgramRun> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const run: ProgramRun = { code: null, signal: null, stdout: '', stderr: '', output: '' };
+    child.stdout!.on('data', (d) => {
+      run.stdout += d;
+      run.output += d;
+    });
+    child.stderr!.on('data', (d) => {
+      run.stderr += d;
+      run.output += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ ...run, code, signal });
+    });
+  });
 }

@@ -3,7 +3,6 @@
 //
 //   node --single-threaded ... dist/zygote/main.js '<config json>'   (control socket on fd 3)
 import fs from 'node:fs';
-import os from 'node:os';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import zlib from 'node:zlib';
@@ -13,9 +12,9 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { native, packageRoot } from '../lib/native.js';
 import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, toWire } from '../lib/wire.js';
-import type { RunRequest, SetupFailed } from '../lib/wire.js';
+import type { RunRequest } from '../lib/wire.js';
 import { Linker } from './linker.js';
-import { setupHint } from '../lib/errors.js';
+import { SandboxSetupError } from '../lib/errors.js';
 import { runChild } from './child.js';
 import { warmUp } from './warmup.js';
 import { installInZygote } from './hygiene.js';
@@ -146,15 +145,6 @@ function readAllFrom(fd: number): Buffer {
   return buf;
 }
 
-const errnoNames = Object.fromEntries(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
-
-function describeSetupFailure(f: SetupFailed): string {
-  const errno = errnoNames[f.errnum] ?? `errno ${f.errnum}`;
-  let text = `sandbox setup failed at ${f.step}: ${f.syscall}: ${errno}${f.detail ? ` (${f.detail})` : ''}`;
-  text += setupHint(f.step);
-  return text;
-}
-
 /** Forks the self-test job and checks what it reports. Returns null in the self-test child. */
 function selfTest(): number | null {
   const t0 = process.hrtime.bigint();
@@ -190,7 +180,7 @@ function selfTest(): number | null {
     if (msg === null) break;
     msg.fds.forEach((fd) => native.close(fd));
     const ev = decode(T.JobEvent, msg.data);
-    if (ev.setupFailed) setup = describeSetupFailure(ev.setupFailed);
+    if (ev.setupFailed) setup = SandboxSetupError.from(ev.setupFailed).message;
     if (ev.exited) exited = ev.exited;
   }
   native.close(statusApp);
