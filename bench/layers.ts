@@ -28,7 +28,8 @@ export async function layers(iterations: number, warmup: number): Promise<LayerR
   progress('sandbox layers: starting one zygote per variant');
   const insts: NodespawnerInstance[] = [];
   try {
-    for (const [, sandbox] of variants) insts.push(await openSpawner({ concurrency: 1, sandbox }));
+    // prefork: 0, so that every layer's set-up is on the request path and shows in the round trip.
+    for (const [, sandbox] of variants) insts.push(await openSpawner({ concurrency: 1, prefork: 0, sandbox }));
     for (let i = 0; i < warmup; i++) for (const inst of insts) await inst.run();
     const lat: number[][] = insts.map(() => []);
     const res: RunResult[][] = insts.map(() => []);

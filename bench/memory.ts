@@ -44,14 +44,19 @@ export async function jobMemory(spawner: Spawner, samples: number): Promise<JobM
   const holdMs = 600;
   const pairs: Array<[Record<string, number>, Record<string, number>]> = [];
   for (let i = 0; i < samples; i++) {
+    // The run's own process, named by its spawn event: preforked children wait under the zygote too.
+    let spawned = 0;
+    const onSpawn = (e: { pid: number }) => (spawned = e.pid);
+    spawner.once('spawn', onSpawn);
     const pending = spawner.run(fixture('hold.mjs'), { ...jobArgs, holdMs });
     const deadline = Date.now() + 5_000;
     let found: { job: number; intermediate: number } | null = null;
     while (!found && Date.now() < deadline) {
-      const j = descendants(spawner.pid).find((p) => p.depth === 2);
+      const j = spawned ? descendants(spawner.pid).find((p) => p.pid === spawned) : undefined;
       if (j) found = { job: j.pid, intermediate: j.ppid };
       else await sleep(1);
     }
+    spawner.off('spawn', onSpawn);
     if (!found) throw new Error('memory: no job process appeared under the zygote');
     await sleep(holdMs / 2); // well past specialize, import and the table: the job is sleeping now
     try {

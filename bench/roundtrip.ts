@@ -21,7 +21,7 @@ import { T, decode, fromWire } from '../lib/wire.js';
 import { bwrap } from './contenders/bwrap.js';
 import { cold } from './contenders/cold.js';
 import { fork } from './contenders/fork.js';
-import { nodespawner } from './contenders/nodespawner.js';
+import { nodespawner, nodespawnerForked } from './contenders/nodespawner.js';
 import type { NodespawnerInstance } from './contenders/nodespawner.js';
 import { piscina } from './contenders/piscina.js';
 import type { Contender, Instance } from './contenders/types.js';
@@ -51,7 +51,7 @@ import {
 } from './util.js';
 import type { Measured, Summary } from './util.js';
 
-const contenders: Contender[] = [nodespawner, piscina, fork, cold, bwrap];
+const contenders: Contender[] = [nodespawner, nodespawnerForked, piscina, fork, cold, bwrap];
 
 const usage = `usage: nodespawner bench [options]      (npm run bench -- [options])
   --quick               a short run (~30 s): fewer iterations, one memory sample
@@ -297,16 +297,20 @@ export async function main(argv: string[]): Promise<number> {
       out(`  per job, means over the concurrency-1 runs: cgroup peak ${mib(mean(c1, (r) => r.peakMemoryBytes))} (r.peakMemoryBytes), peak RSS ${mib(mean(c1, (r) => r.maxRssBytes))} (r.maxRssBytes, counts shared pages), CPU ${ms(mean(c1, (r) => r.cpuMs))} ms (r.cpuMs)`);
       out();
 
-      const phases: [keyof RunTimings, string][] = [
-        ['queueMs', 'waiting in the queue'],
-        ['requestMs', 'request sent -> zygote received it'],
+      const phases: [string, string][] = [
+        ['queueMs', 'run() -> request sent'],
+        ['requestMs', 'request sent -> zygote received it (preforked: -> the waiting child has the payload)'],
         ['forkMs', 'zygote: fork of the zygote -> intermediate running'],
         ['cloneMs', 'intermediate: clone into namespaces, id maps, cgroup -> child released'],
-        ['runMs', 'child: specialize, import, job, result write -> exit'],
+        ['runMs', "the child's part, = the next four"],
+        ['  specializeMs', 'child: mounts, pivot_root, ids, capabilities, Landlock, seccomp'],
+        ['  importMs', 'child: post-fork hygiene, the job module linked and evaluated'],
+        ['  jobMs', 'child: payload decode, the job function'],
+        ['  resultMs', 'child: result encode and write, exit (tearing down its address space)'],
         ['reapMs', 'child exited -> result read, decoded, validated'],
         ['totalMs', 'request sent -> settled'],
       ];
-      const col = (rs: RunResult[], k: keyof RunTimings) => summarize(rs.map((r) => r.timings[k]));
+      const col = (rs: RunResult[], k: string) => summarize(rs.map((r) => r.timings[k.trim() as keyof RunTimings]));
       out(`where a nodespawner job's time goes (r.timings; ${c1.length} runs at concurrency 1, ${c2.length} at concurrency 2)`);
       out(
         table(
@@ -317,10 +321,10 @@ export async function main(argv: string[]): Promise<number> {
       );
       const sumMeans = (['requestMs', 'forkMs', 'cloneMs', 'runMs', 'reapMs'] as const).reduce((a, k) => a + col(c1, k).mean, 0);
       out(`  requestMs..reapMs add up to totalMs (${ms(sumMeans)} vs ${ms(col(c1, 'totalMs').mean)} ms mean); the round trip above adds run() itself: argument encoding, the queue, settling.`);
-      out(`  Not reported by the library today: how runMs splits into specialize (mounts, pivot_root, ids, Landlock, seccomp),`);
-      out(`  the import of the job module, the job itself and the result write. For scale, the job alone in this warm process`);
+      const pre = (rs: RunResult[]) => rs.filter((r) => r.preforked).length;
+      out(`  runs that went to a preforked child (forkMs, cloneMs, specializeMs, importMs are 0 for them): ${pre(c1)} of ${c1.length} at concurrency 1, ${pre(c2)} of ${c2.length} at concurrency 2.`);
       const ip = await inProcess(cfg.quick ? 100 : 500);
-      out(`  (Thrift decode, table, Arrow IPC encode and decode): p50 ${ms(ip.p50, 3)} ms, mean ${ms(ip.mean, 3)} ms.`);
+      out(`  For scale, the job alone in this warm process (Thrift decode, table, Arrow IPC encode and decode): p50 ${ms(ip.p50, 3)} ms, mean ${ms(ip.mean, 3)} ms.`);
       out();
     }
 

@@ -3,9 +3,9 @@ import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { RecordBatchReader, Table, tableToIPC } from 'apache-arrow';
 import { native } from './native.js';
-import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, toWire } from './wire.js';
+import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, splitTimings, timingsFrameBytes, toWire } from './wire.js';
 import { ByteQueue, Deframer } from './result-stream.js';
-import type { JobEvent, RunRequest } from './wire.js';
+import type { ChildMarks, JobEvent, RunRequest } from './wire.js';
 import type { ResolvedRunOptions } from './options.js';
 import { parseStats } from './cgroups.js';
 import type { CgroupSupport } from './cgroups.js';
@@ -25,17 +25,31 @@ import {
   ZygoteGoneError,
 } from './errors.js';
 
+/**
+ * Where a run's time went, in ms. requestMs + forkMs + cloneMs + runMs + reapMs = totalMs, and
+ * runMs = specializeMs + importMs + jobMs + resultMs. A preforked child was forked, specialized
+ * and had imported the module before the run was assigned to it: forkMs, cloneMs, specializeMs
+ * and importMs are 0, and requestMs runs until the child has the payload.
+ */
 export interface RunTimings {
-  /** Waiting in the queue. */
+  /** run() -> request sent (waiting for a slot, and for a zygote). */
   queueMs: number;
-  /** Request sent -> zygote received it. */
+  /** Request sent -> zygote received it (preforked: -> the waiting child received the payload). */
   requestMs: number;
   /** Zygote received -> intermediate process running (fork of the zygote). */
   forkMs: number;
-  /** Intermediate running -> child released (clone into namespaces, id maps). */
+  /** Intermediate running -> child released (clone into namespaces, id maps, cgroup). */
   cloneMs: number;
-  /** Child released -> child exited (specialize, import, the job itself, result write). */
+  /** The child's part: released (preforked: payload received) -> exited. */
   runMs: number;
+  /** Released -> the job runner starts: mounts, pivot_root, ids, capabilities, Landlock, seccomp. */
+  specializeMs: number;
+  /** Runner started -> job module imported (post-fork hygiene, linking, the module's top level). */
+  importMs: number;
+  /** Module imported -> the job function returned: the payload decode and the job itself. All of runMs when the child reported no marks (it died first). */
+  jobMs: number;
+  /** Job returned -> child exited: encoding and writing the result, exit. */
+  resultMs: number;
   /** Child exited -> result read and validated. */
   reapMs: number;
   /** Request sent -> settled. */
@@ -57,6 +71,8 @@ export interface RunResult<V = unknown> {
   maxRssBytes: number;
   /** Peak memory charged to the job's cgroup (all its processes, private pages), or null without cgroups. */
   peakMemoryBytes: number | null;
+  /** The run went to a preforked child (spawner option `prefork`). */
+  preforked: boolean;
   timings: RunTimings;
 }
 
@@ -105,7 +121,8 @@ export interface JobChannel {
   modulePath: string;
   /** The sandbox part of the request (lib/sandbox.ts). */
   sandbox: Omit<RunRequest, 'id' | 'modulePath'>;
-  payload: Uint8Array[];
+  /** The job's arguments and inputs; absent for a preforked child, which gets them in assign(). */
+  payload?: Uint8Array[];
   cgroups: CgroupSupport;
   options: ResolvedRunOptions;
   queuedAt: bigint;
@@ -147,8 +164,26 @@ export class Job {
   private resultBytes = 0;
   private resultTag = -1;
   private deframer: Deframer | null = null;
+  /** Result bytes until it is known whether they start with the child's Timings frame. */
+  private head: Buffer | null = Buffer.alloc(0);
+  private marks: ChildMarks | null = null;
+
+  /** Preforked: the app's end of the work socket (closed in finish()). */
+  private work: { fd: number; watcher: { close(): void } } | null = null;
+  /** A preforked child that has imported its module and waits for a run. */
+  ready = false;
+  /** A preforked child: whether a run was assigned to it. */
+  assigned = false;
+  /** A preforked child the spawner ended (idle, evicted, closing) rather than one that died. */
+  closedByUs = false;
+  readonly preforked: boolean;
+
+  get id(): number {
+    return this.c.id;
+  }
 
   constructor(private readonly c: JobChannel) {
+    this.preforked = c.payload === undefined;
     this.arrow = c.streaming ? new ByteQueue(() => this.resultSocket?.pause(), () => this.resultSocket?.resume()) : null;
     this.out = new Capture(c.options.maxStdout, 'stdout');
     this.err = new Capture(c.options.maxStderr, 'stderr');
@@ -171,8 +206,14 @@ export class Job {
         appEnds.push(r);
         fds.push(w);
       }
-      fds.push(native.memfdFromBuffers(`nodespawner-job-${this.c.id}`, this.c.payload));
-      const request = encode(T.RunRequest, { id: this.c.id, modulePath: this.c.modulePath, ...this.c.sandbox });
+      if (this.c.payload) {
+        fds.push(native.memfdFromBuffers(`nodespawner-job-${this.c.id}`, this.c.payload));
+      } else {
+        const [workApp, workChild] = native.socketPair();
+        appEnds.push(workApp);
+        fds.push(workChild);
+      }
+      const request = encode(T.RunRequest, { id: this.c.id, modulePath: this.c.modulePath, ...this.c.sandbox, deferred: this.preforked });
       this.sentAt = process.hrtime.bigint();
       native.sendMessage(this.c.controlFd, request, fds);
     } catch (e) {
@@ -183,8 +224,17 @@ export class Job {
       return this.promise;
     }
     fds.forEach((fd) => native.close(fd));
-    const [statusApp, outR, errR, resR] = appEnds;
+    const [statusApp, outR, errR, resR, workApp] = appEnds;
     this.watcher = new native.MessageWatcher(statusApp, (data, received) => this.onStatus(data, received));
+    if (workApp !== undefined) {
+      const watcher = new native.MessageWatcher(workApp, (data, received) => {
+        received.forEach((fd) => native.close(fd));
+        if (data !== null && data.length === 1 && data[0] === 1) this.ready = true;
+        if (this.ready && !this.assigned) clearTimeout(this.timer); // ready in time
+      });
+      watcher.unref();
+      this.work = { fd: workApp, watcher };
+    }
     const overflowing = (capture: Capture, stream: 'stdout' | 'stderr', limit: number) => (b: Buffer) => {
       capture.push(b);
       if (capture.dropped > 0 && this.c.options.outputOverflow === 'kill') this.kill(new OutputTooLargeError(stream, limit));
@@ -192,8 +242,37 @@ export class Job {
     this.readStream(outR, overflowing(this.out, 'stdout', this.c.options.maxStdout));
     this.readStream(errR, overflowing(this.err, 'stderr', this.c.options.maxStderr));
     this.resultSocket = this.readStream(resR, (b) => this.onResult(b));
+    // A preforked child gets the run's timeout once assigned; until then it has as long to get ready.
     this.timer = setTimeout(() => this.kill(new TimeoutError(this.c.options.timeout)), this.c.options.timeout);
     return this.promise;
+  }
+
+  /**
+   * Gives a preforked child its run: the payload memfd goes over the work socket. Returns false,
+   * and changes nothing, when the child cannot take it (it has exited); the caller then forks.
+   */
+  assign(run: Pick<JobChannel, 'payload' | 'options' | 'queuedAt' | 'onSpawn'>): boolean {
+    if (!this.preforked || this.assigned || this.done || this.killReason || !this.work || this.statusClosed || this.exited) return false;
+    let memfd = -1;
+    let sentAt = 0n;
+    try {
+      memfd = native.memfdFromBuffers(`nodespawner-job-${this.c.id}`, run.payload!);
+      sentAt = process.hrtime.bigint(); // before the send: the child may stamp its receipt first
+      native.sendMessage(this.work.fd, Uint8Array.of(1), [memfd]);
+    } catch {
+      return false;
+    } finally {
+      if (memfd >= 0) native.close(memfd);
+    }
+    this.assigned = true;
+    this.sentAt = sentAt;
+    // The work socket stays open until the child is gone: closing it while its ready byte is still
+    // unread here would reset the child's end, payload and all.
+    Object.assign(this.c, { options: run.options, queuedAt: run.queuedAt, onSpawn: run.onSpawn });
+    if (this.started) this.c.onSpawn?.(this.started.pid);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.kill(new TimeoutError(this.c.options.timeout)), this.c.options.timeout);
+    return true;
   }
 
   /** Kills the job (and, as PID 1 of its namespace, everything it started); the outcome is `reason`. */
@@ -214,6 +293,18 @@ export class Job {
   }
 
   private onResult(b: Buffer): void {
+    if (this.head !== null) {
+      const head: Buffer = Buffer.concat([this.head, b]);
+      if (head[0] === ResultTag.Timings && head.length < timingsFrameBytes) {
+        this.head = head;
+        return;
+      }
+      const split = splitTimings(head);
+      this.marks = split.marks;
+      this.head = null;
+      b = split.rest;
+      if (b.length === 0) return;
+    }
     this.resultBytes += b.length;
     if (this.resultBytes > this.c.options.maxResultBytes) {
       if (!this.resultOverflow) {
@@ -287,7 +378,10 @@ export class Job {
     clearTimeout(this.timer);
     clearTimeout(this.graceTimer);
     this.watcher?.close();
+    this.work?.watcher.close();
+    this.work = null;
     for (const s of this.streams) s.destroy();
+    if (this.head !== null && this.head.length > 0) this.result.push(this.head); // a cut-off Timings frame
     if (this.pidfd >= 0) native.close(this.pidfd);
     this.pidfd = -1;
     try {
@@ -374,6 +468,7 @@ export class Job {
       cpuMs: stats?.cpuUs != null ? stats.cpuUs / 1000 : (i64(ex.userCpuUs) + i64(ex.systemCpuUs)) / 1000,
       maxRssBytes: i64(ex.maxRssKb) * 1024,
       peakMemoryBytes: stats?.peakMemoryBytes ?? null,
+      preforked: this.preforked,
       timings: this.timings(now),
     };
     if (streamed === 'cut') throw new InvalidOutputError('job exited before it ended its stream of batches', details);
@@ -408,16 +503,31 @@ export class Job {
     const s = this.started;
     const ms = (a: bigint, b: bigint) => Math.max(0, Number(b - a) / 1e6);
     const big = (v: unknown) => BigInt(Math.round(i64(v)));
-    const received = s ? big(s.receivedNs) : this.sentAt;
-    const forked = s ? big(s.forkedNs) : received;
-    const released = s ? big(s.releasedNs) : forked;
     const exited = this.exited ? big(this.exited.exitedNs) : now;
+    // The child's marks come from the job's process: each is clamped between the previous one and its exit.
+    const m = this.marks;
+    const clamp = (v: bigint | undefined, lo: bigint) => (v === undefined || v < lo ? lo : v > exited ? exited : v);
+    let received: bigint, forked: bigint, released: bigint;
+    if (this.preforked) {
+      received = forked = released = clamp(m?.received, this.sentAt);
+    } else {
+      received = s ? big(s.receivedNs) : this.sentAt;
+      forked = s ? big(s.forkedNs) : received;
+      released = s ? big(s.releasedNs) : forked;
+    }
+    const started = clamp(m?.started, released);
+    const imported = clamp(m?.imported, started);
+    const returned = m ? clamp(m.returned, imported) : exited;
     return {
       queueMs: ms(this.c.queuedAt, this.sentAt),
       requestMs: ms(this.sentAt, received),
       forkMs: ms(received, forked),
       cloneMs: ms(forked, released),
       runMs: ms(released, exited),
+      specializeMs: ms(released, started),
+      importMs: ms(started, imported),
+      jobMs: ms(imported, returned),
+      resultMs: ms(returned, exited),
       reapMs: ms(exited, now),
       totalMs: ms(this.sentAt, now),
     };

@@ -82,6 +82,18 @@ export interface SpawnerOptions {
   sandbox?: SandboxOptions;
   /** The zygote's environment (jobs inherit it). The zygote holds no secrets: empty by default. @default {} */
   env?: Record<string, string>;
+  /**
+   * Children kept forked, sandboxed and with the job module imported, ready for the next run of a
+   * module that has run before with the same output and limit options (the 8 most recent such
+   * modules). A run that finds one skips the fork, the sandbox set-up and the import. The module's
+   * top level therefore runs before its run is assigned, in the same sandbox. 0 turns this off.
+   * A module whose preforked child ends before it gets a run (a top level that throws later, or one
+   * that is not ready within `timeout`) is not preforked again.
+   * @default the concurrency, at most 4
+   */
+  prefork?: number;
+  /** ms a module's preforked children wait without a run before they end. @default 30_000 */
+  preforkIdleTimeout?: number;
   /** ms to wait for the zygote to preload, self-test and report ready. @default 60_000 */
   startTimeout?: number;
   /** Fork a self-test child before serving and refuse to start if it fails. @default true */
@@ -121,6 +133,8 @@ export interface ResolvedSpawnerOptions {
   env: Record<string, string>;
   startTimeout: number;
   selfTest: boolean;
+  prefork: number;
+  preforkIdleTimeout: number;
 }
 
 function show(x: unknown): string {
@@ -167,7 +181,7 @@ const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
 export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOptions {
   if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
-  onlyKeys('', o, ['preload', 'preloadBase', 'concurrency', 'maxQueue', 'timeout', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'sandbox', 'env', 'startTimeout', 'selfTest']);
+  onlyKeys('', o, ['preload', 'preloadBase', 'concurrency', 'maxQueue', 'timeout', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'sandbox', 'env', 'startTimeout', 'selfTest', 'prefork', 'preforkIdleTimeout']);
   const preload = o.preload ?? [];
   if (!Array.isArray(preload) || preload.some((p) => typeof p !== 'string' || p === '')) throw expected('preload', 'an array of module names or absolute paths', preload);
   for (const p of preload) {
@@ -195,11 +209,13 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   if (typeof env !== 'object' || env === null || Object.values(env).some((v) => typeof v !== 'string')) throw expected('env', 'an object of strings', env);
   if (o.selfTest !== undefined && typeof o.selfTest !== 'boolean') throw expected('selfTest', 'a boolean', o.selfTest);
   const preloadBase = o.preloadBase ?? process.cwd();
+  const concurrency = integer('concurrency', o.concurrency, availableParallelism());
+  const prefork = o.prefork === 0 ? 0 : integer('prefork', o.prefork, Math.min(concurrency, 4));
   if (typeof preloadBase !== 'string' || !preloadBase.startsWith('/')) throw expected('preloadBase', 'an absolute path', preloadBase);
   return {
     preload,
     preloadBase,
-    concurrency: integer('concurrency', o.concurrency, availableParallelism()),
+    concurrency,
     maxQueue: integer('maxQueue', o.maxQueue, Infinity, true),
     timeout: positive('timeout', o.timeout, 30_000),
     maxStdout: integer('maxStdout', o.maxStdout, 2 ** 20),
@@ -224,6 +240,8 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
     env: { ...env },
     startTimeout: positive('startTimeout', o.startTimeout, 60_000),
     selfTest: o.selfTest ?? true,
+    prefork,
+    preforkIdleTimeout: positive('preforkIdleTimeout', o.preforkIdleTimeout, 30_000),
   };
 }
 

@@ -19,10 +19,11 @@ import { compile } from './seccomp/compile.js';
 import { defaultJobPolicy } from './seccomp/policy.js';
 import type { ZygoteInfo } from './zygote-process.js';
 import type { RunResult } from './job.js';
+import type { ResolvedRunOptions } from './options.js';
 import { isJobRef } from './define.js';
 import type { JobRef } from './define.js';
-import { Window } from './stats.js';
-import type { SpawnerStats } from './stats.js';
+import { Window, phaseNames } from './stats.js';
+import type { PhaseName, SpawnerStats } from './stats.js';
 
 export type { ZygoteInfo };
 
@@ -32,6 +33,22 @@ export interface JobStream extends AsyncIterable<RecordBatch> {
 }
 
 let spawnerCount = 0;
+
+/** Module and options whose runs a preforked child can take: everything fixed before the payload. */
+function preforkKey(modulePath: string, o: ResolvedRunOptions, streaming: boolean): string {
+  return JSON.stringify([modulePath, streaming, o.maxStdout, o.maxStderr, o.maxResultBytes, o.outputOverflow, o.limits]);
+}
+
+/** Job modules (with their options) that keep preforked children: the most recently run. */
+const preforkKeys = 8;
+
+/** Preforked children of one module and options. */
+interface PreforkSet {
+  jobs: Job[];
+  /** A child of this set ended before a run was assigned to it: the module is not preforked again. */
+  coldOnly: boolean;
+  idle: NodeJS.Timeout | undefined;
+}
 
 /** Where per-job limits will be enforced; throws a StartError that says what to configure. */
 function resolveLimits(o: ResolvedSpawnerOptions): CgroupSupport {
@@ -71,7 +88,12 @@ export class Spawner extends EventEmitter {
   private restarts = 0;
   private readonly waitWindow = new Window();
   private readonly runWindow = new Window();
-  private readonly phaseWindows = { requestMs: new Window(), forkMs: new Window(), cloneMs: new Window(), runMs: new Window(), reapMs: new Window() };
+  private readonly phaseWindows = Object.fromEntries(phaseNames.map((k) => [k, new Window()])) as Record<PhaseName, Window>;
+  /** Preforked children by module and options, least recently used first. */
+  private readonly prefork = new Map<string, PreforkSet>();
+  /** Every preforked child not yet given a run, and the zygote it came from. */
+  private readonly waitingChildren = new Map<Job, ZygoteProcess>();
+  private preforkedRuns = 0;
 
   private constructor(
     private readonly options: ResolvedSpawnerOptions,
@@ -236,23 +258,24 @@ export class Spawner extends EventEmitter {
           this.countFailure(e);
           return reject(e);
         }
-        const id = this.nextId++;
-        job = new Job({
-          controlFd: zygote.controlFd,
-          id,
-          modulePath,
-          sandbox: this.sandboxRequest(id, modulePath, o.limits),
-          cgroups: this.cgroups,
-          payload,
-          options: o,
-          queuedAt,
-          onSpawn: (pid) => this.emit('spawn', { id, module: modulePath, pid }),
-          streaming: onJob !== null,
-        });
+        const streaming = onJob !== null;
+        const key = this.options.prefork > 0 ? preforkKey(modulePath, o, streaming) : null;
+        let id = 0;
+        const onSpawn = (pid: number) => this.emit('spawn', { id, module: modulePath, pid });
+        job = key === null ? undefined : this.takePreforked(key, zygote, (j) => j.assign({ payload, options: o, queuedAt, onSpawn }));
+        if (job) {
+          id = job.id;
+          this.preforkedRuns++;
+        } else {
+          id = this.nextId++;
+          job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, o.limits), cgroups: this.cgroups, payload, options: o, queuedAt, onSpawn, streaming });
+        }
         onJob?.(job);
         this.running.set(job, zygote);
+        const running = job.preforked ? job.promise : job.start();
+        if (key !== null) this.refill(key, modulePath, o, streaming, zygote);
         try {
-          const r = await job.start();
+          const r = await running;
           this.record(r.timings);
           this.completed++;
           this.emit('exit', { id, module: modulePath, code: null, exitCode: r.exitCode, signal: null, durationMs: r.durationMs });
@@ -276,13 +299,14 @@ export class Spawner extends EventEmitter {
    * queue wait and run time (ms) over the last 1,024 jobs.
    */
   stats(): SpawnerStats {
-    const phases = Object.fromEntries(Object.entries(this.phaseWindows).map(([k, w]) => [k, w.mean()])) as SpawnerStats['phases'];
+    const phases = Object.fromEntries(phaseNames.map((k) => [k, this.phaseWindows[k].histogram()])) as SpawnerStats['phases'];
     return {
       queued: this.waiting,
       running: this.started,
       completed: this.completed,
       failed: Object.fromEntries(this.failed),
       zygoteRestarts: this.restarts,
+      preforked: { waiting: this.waitingChildren.size, runs: this.preforkedRuns },
       wait: this.waitWindow.histogram(),
       run: this.runWindow.histogram(),
       phases,
@@ -292,7 +316,77 @@ export class Spawner extends EventEmitter {
   private record(t: RunResult['timings']): void {
     this.waitWindow.add(t.queueMs);
     this.runWindow.add(t.totalMs);
-    for (const [k, w] of Object.entries(this.phaseWindows)) w.add(t[k as keyof typeof this.phaseWindows]);
+    for (const k of phaseNames) this.phaseWindows[k].add(t[k]);
+  }
+
+  /** A preforked child for `key` that takes the run (`assign` returns true), if there is one. */
+  private takePreforked(key: string, zygote: ZygoteProcess, assign: (job: Job) => boolean): Job | undefined {
+    const set = this.prefork.get(key);
+    if (!set) return undefined;
+    // Ready ones first: the others are still importing the module.
+    const order = [...set.jobs.filter((j) => j.ready), ...set.jobs.filter((j) => !j.ready)];
+    for (const job of order) {
+      if (this.waitingChildren.get(job) !== zygote || !assign(job)) continue;
+      set.jobs.splice(set.jobs.indexOf(job), 1);
+      this.waitingChildren.delete(job);
+      return job;
+    }
+    return undefined;
+  }
+
+  /**
+   * Tops up the preforked children of `key` (the module just run, with its options) to `prefork`,
+   * and forgets the least recently used module beyond `preforkKeys`. Policy: a module is preforked
+   * once it has run; its children wait for `preforkIdleTimeout` without runs, then end.
+   */
+  private refill(key: string, modulePath: string, o: ResolvedRunOptions, streaming: boolean, zygote: ZygoteProcess): void {
+    if (this.closed || this.zygote !== zygote) return;
+    let set = this.prefork.get(key);
+    if (set) this.prefork.delete(key); // re-inserted last: most recently used
+    set ??= { jobs: [], coldOnly: false, idle: undefined };
+    this.prefork.set(key, set);
+    for (const [old] of this.prefork) {
+      if (this.prefork.size <= preforkKeys) break;
+      this.dropPrefork(old);
+    }
+    clearTimeout(set.idle);
+    set.idle = setTimeout(() => this.dropPrefork(key), this.options.preforkIdleTimeout);
+    set.idle.unref();
+    while (!set.coldOnly && set.jobs.length < this.options.prefork) {
+      const id = this.nextId++;
+      // Until a run is assigned, the child has the spawner's timeout to get ready (a run's own may be far shorter).
+      const options = { ...o, timeout: this.options.timeout, signal: undefined, inputs: {} };
+      const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, o.limits), cgroups: this.cgroups, options, queuedAt: 0n, streaming });
+      set.jobs.push(job);
+      this.waitingChildren.set(job, zygote);
+      const s = set;
+      void job.start().then(
+        () => this.preforkedEnded(s, job),
+        () => this.preforkedEnded(s, job),
+      );
+    }
+  }
+
+  /** A preforked child ended. Unless it ran or we ended it, the module misbehaves when preforked. */
+  private preforkedEnded(set: PreforkSet, job: Job): void {
+    if (job.assigned) return;
+    const i = set.jobs.indexOf(job);
+    if (i >= 0) set.jobs.splice(i, 1);
+    if (this.waitingChildren.delete(job) && !job.closedByUs) set.coldOnly = true;
+  }
+
+  /** Ends the preforked children of `key`. */
+  private dropPrefork(key: string): void {
+    const set = this.prefork.get(key);
+    if (!set) return;
+    this.prefork.delete(key);
+    clearTimeout(set.idle);
+    for (const job of set.jobs) this.endWaiting(job);
+  }
+
+  private endWaiting(job: Job): void {
+    job.closedByUs = true;
+    job.close();
   }
 
   private countFailure(e: unknown): void {
@@ -366,6 +460,9 @@ export class Spawner extends EventEmitter {
     const err = new ZygoteGoneError(why);
     const lost = [...this.running].filter(([, on]) => on === z).map(([job]) => job);
     for (const job of lost) job.kill(err);
+    const waiting = [...this.waitingChildren].filter(([, on]) => on === z).map(([job]) => job);
+    for (const job of waiting) this.endWaiting(job);
+    lost.push(...waiting);
     // Intermediates die with the zygote before removing their jobs' cgroups.
     void Promise.allSettled(lost.map((j) => j.promise)).then(() => removeLeftovers(this.cgroups));
     if (!this.closed) this.emit('zygoteExit', err);
@@ -383,7 +480,8 @@ export class Spawner extends EventEmitter {
   private async doClose(): Promise<void> {
     this.closed = true;
     for (const reject of [...this.rejectWaiting]) reject(new ClosedError());
-    const jobs = [...this.running.keys()];
+    for (const key of [...this.prefork.keys()]) this.dropPrefork(key);
+    const jobs = [...this.running.keys(), ...this.waitingChildren.keys()];
     for (const job of jobs) job.close();
     await Promise.allSettled(jobs.map((j) => j.promise));
     await this.queue.onIdle();

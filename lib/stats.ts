@@ -21,9 +21,14 @@ export interface SpawnerStats {
   /** Time in the queue and from request to settlement, in ms, over the last `window` jobs. */
   wait: Histogram;
   run: Histogram;
-  /** Per-phase means (ms) over the same window: request, fork, clone, run, reap. */
-  phases: Record<'requestMs' | 'forkMs' | 'cloneMs' | 'runMs' | 'reapMs', number>;
+  /** Each phase of r.timings (ms) over the same window. */
+  phases: Record<PhaseName, Histogram>;
+  /** Preforked children waiting for a run now, and runs that went to one (spawner option `prefork`). */
+  preforked: { waiting: number; runs: number };
 }
+
+export const phaseNames = ['requestMs', 'forkMs', 'cloneMs', 'runMs', 'specializeMs', 'importMs', 'jobMs', 'resultMs', 'reapMs'] as const;
+export type PhaseName = (typeof phaseNames)[number];
 
 /** A fixed-size ring of samples. */
 export class Window {

@@ -40,6 +40,8 @@ export interface RunRequest {
   cgroupProcs: string[];
   cgroupStats: string[];
   rlimits: Array<{ resource: number; limit: unknown }>;
+  /** A preforked child: the payload arrives later, over the socket in the payload's place. */
+  deferred?: boolean | null;
 }
 export interface JobError { name: string; message: string; stack?: string | null; code?: string | null }
 export interface Ready { pid: number; nodeVersion: string; threads: number; preloaded: string[]; rssBytes: unknown; selfTestMs: number; landlockAbi: number; preloadedFiles: string[] }
@@ -75,7 +77,27 @@ const structNames = new Map<unknown, string>(Object.entries(generated).map(([nam
  * Result-pipe framing: one tag byte, then the body. Table and Stream bodies are both an Arrow
  * IPC stream; Stream is written batch by batch while the job produces them.
  */
-export const ResultTag = { Table: 1, Value: 2, Error: 3, Stream: 4 } as const;
+export const ResultTag = { Table: 1, Value: 2, Error: 3, Stream: 4, Timings: 5 } as const;
+
+/**
+ * The child's phase marks, sent before its result: tag 5 and four u64le CLOCK_MONOTONIC ns
+ * (runner started, job module imported, payload received, job returned).
+ */
+export const timingsFrameBytes = 1 + 8 * 4;
+
+export interface ChildMarks {
+  started: bigint;
+  imported: bigint;
+  received: bigint;
+  returned: bigint;
+}
+
+/** Splits a leading Timings frame off result bytes; `marks` is null when there is none. */
+export function splitTimings(bytes: Buffer): { marks: ChildMarks | null; rest: Buffer } {
+  if (bytes.length < timingsFrameBytes || bytes[0] !== ResultTag.Timings) return { marks: null, rest: bytes };
+  const at = (i: number) => bytes.readBigUInt64LE(1 + 8 * i);
+  return { marks: { started: at(0), imported: at(1), received: at(2), returned: at(3) }, rest: bytes.subarray(timingsFrameBytes) };
+}
 
 /**
  * A Stream body is a sequence of records: u32le length N > 0 and N bytes of the Arrow IPC stream;

@@ -17,7 +17,7 @@ describe('run failures', function () {
   let spawner: Spawner;
 
   before(async function () {
-    spawner = await Spawner.start({ concurrency: 2 });
+    spawner = await Spawner.start({ concurrency: 2, prefork: 0 }); // runningJob() looks for the run's process
   });
 
   after(async function () {
@@ -194,7 +194,7 @@ describe('ERR_ZYGOTE_GONE', function () {
   let spawner: Spawner;
 
   before(async function () {
-    spawner = await Spawner.start({ selfTest: false });
+    spawner = await Spawner.start({ selfTest: false, prefork: 0 });
   });
 
   after(async function () {
@@ -227,7 +227,7 @@ describe('aborts and the queue', function () {
   let spawner: Spawner;
 
   before(async function () {
-    spawner = await Spawner.start({ concurrency: 1, maxQueue: 1, selfTest: false });
+    spawner = await Spawner.start({ concurrency: 1, maxQueue: 1, selfTest: false, prefork: 0 });
   });
 
   after(async function () {

@@ -25,7 +25,8 @@ describe('limits with cgroups', function () {
 
   before(async function () {
     if (noCgroups) skipBecause(this, `cgroups are not usable by this user (${noCgroups}); the rlimit and start-error tests below cover this host`);
-    spawner = await Spawner.start({ concurrency: 2, sandbox: { limits: 'cgroup', memoryLimit: 2 * 2 ** 30, pids: 32 } });
+    // prefork: 0: the cgroup of each run is checked; the soak test checks them with preforked children.
+    spawner = await Spawner.start({ concurrency: 2, prefork: 0, sandbox: { limits: 'cgroup', memoryLimit: 2 * 2 ** 30, pids: 32 } });
     parents = parentDirs((spawner as unknown as { cgroups: Parameters<typeof parentDirs>[0] }).cgroups);
   });
 

@@ -61,7 +61,7 @@ describe('concurrency', function () {
 
 describe('close()', function () {
   it('rejects running and queued jobs with ERR_CLOSED and leaves no process behind', async function () {
-    const spawner = await Spawner.start({ concurrency: 1, selfTest: false });
+    const spawner = await Spawner.start({ concurrency: 1, selfTest: false, prefork: 0 });
     const zygote = spawner.pid;
     const running = spawner.run(fixture('sleep.mjs'), { ms: 60_000 });
     const queued = spawner.run(fixture('echo.mjs'), 'never runs');

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Spawner } from '../lib/index.js';
 import { detectCgroups, parentDirs } from '../lib/cgroups.js';
-import { descendants, fixture, openFds, waitFor } from './helpers.js';
+import { descendants, fixture, openFds, stillAlive, waitFor } from './helpers.js';
 
 const jobs = Number(process.env.NODESPAWNER_SOAK_JOBS ?? 1200);
 const cgroupsUsable = detectCgroups('nodespawner-probe', null).version !== 0;
@@ -63,13 +63,18 @@ describe('soak', function () {
     }
     expect(outcomes.get('other') ?? 0).to.equal(0);
     expect([...outcomes.keys()]).to.not.include('ERR_ZYGOTE_GONE');
-    // While the zygote still runs: no intermediate or job left under it.
-    await waitFor('every job process to be reaped', () => descendants(zygotePid).length === 0);
+    // While the zygote still runs: no intermediate or job left under it but the preforked
+    // children waiting for a run (an intermediate and a child each, and a job cgroup).
+    const waiting = () => spawner.stats().preforked.waiting;
+    await waitFor('every job process to be reaped', () => descendants(zygotePid).length === 2 * waiting());
+    expect(spawner.stats().preforked.runs, 'runs that went to preforked children').to.be.greaterThan(0);
     if (cgroupsUsable) {
       const left = cgroupDirs.flatMap((d) => fs.readdirSync(d).filter((n) => n.startsWith('job-')));
-      expect(left, 'job cgroups left').to.deep.equal([]);
+      expect(new Set(left).size, `job cgroups left: ${left}`).to.equal(waiting());
     }
+    const last = descendants(zygotePid);
     await spawner.close();
+    expect(last.filter(stillAlive), 'preforked children left after close()').to.deep.equal([]);
     if (cgroupsUsable) expect(cgroupDirs.filter((d) => fs.existsSync(d)), 'spawner cgroups left').to.deep.equal([]);
     const after = await waitFor('app fds to be closed', () => (openFds().size <= before.fds.size ? openFds() : null), 5_000).catch(() => openFds());
     expect([...after].filter(([fd, t]) => before.fds.get(fd) !== t), 'app fds left open').to.deep.equal([]);

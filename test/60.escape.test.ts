@@ -84,7 +84,7 @@ describe('escape attempts', function () {
       ...Object.entries(layers).map(async ([name, sandbox]) => {
         s[name] = await Spawner.start({ sandbox, env: { VISIBLE: 'yes' }, concurrency: 4, selfTest: false });
       }),
-      Spawner.start({ sandbox: { writablePaths: [shared.path] }, selfTest: false, concurrency: 2 }).then((p) => (pair = p)),
+      Spawner.start({ sandbox: { writablePaths: [shared.path] }, selfTest: false, concurrency: 2, prefork: 0 }).then((p) => (pair = p)),
     ].map((p) => p.then(() => null, (e: unknown) => e)));
     const failed = started.find((e) => e !== null);
     if (failed) throw failed;

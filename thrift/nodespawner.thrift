@@ -102,6 +102,11 @@ struct RunRequest {
   13: required list<string> cgroupStats
   /** setrlimit() calls in the child (always RLIMIT_CORE 0; memory and process limits where cgroups are unavailable and the user asked for rlimits). */
   14: required list<Rlimit> rlimits
+  /**
+   * A preforked child: the fifth fd is a socket instead of the payload. The child specializes and
+   * imports the job module, sends one byte (ready) on it, and waits for the payload memfd there.
+   */
+  15: optional bool deferred
 }
 
 /** A job that threw: what the child saw. */

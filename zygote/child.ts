@@ -72,8 +72,57 @@ async function writeBatches(fd: number, batches: Iterable<RecordBatch> | AsyncIt
   writeAll(fd, u32(StreamRecord.End));
 }
 
-export async function runChild(req: RunRequest, resultFd: number, payloadFd: number, linker: Linker): Promise<never> {
+/** Monotonic ns (CLOCK_MONOTONIC, the app's clock too): the child's own phase marks. */
+const now = () => process.hrtime.bigint();
+
+/**
+ * When the child reached each phase; sent as a Timings frame before the result so that the app
+ * can split the child's time (the app clamps the values: they come from the job's process).
+ */
+const marks = { started: 0n, imported: 0n, received: 0n, returned: 0n };
+
+function timingsFrame(): Uint8Array {
+  const b = Buffer.alloc(1 + 8 * 4);
+  b[0] = ResultTag.Timings;
+  [marks.started, marks.imported, marks.received, marks.returned].forEach((v, i) => b.writeBigUInt64LE(v, 1 + 8 * i));
+  return b;
+}
+
+/**
+ * A preforked child: says it is ready on the work socket, then blocks until the app assigns it a
+ * run by sending the payload memfd. Nothing of the job runs while it waits. Returns the memfd.
+ */
+function awaitAssignment(workFd: number): number {
+  try {
+    native.sendMessage(workFd, Uint8Array.of(1), []);
+  } catch {
+    // The run may already be assigned and the app's end closed: its payload is still queued here.
+  }
+  let msg;
+  try {
+    msg = native.recvRequest(workFd);
+  } catch {
+    native.exit(1);
+  }
+  if (msg === null) native.exit(0); // ended unused
+  native.close(workFd);
+  if (msg.fds.length !== 1) {
+    msg.fds.forEach((fd) => native.close(fd));
+    native.exit(1);
+  }
+  return msg.fds[0];
+}
+
+export async function runChild(req: RunRequest, resultFd: number, payloadOrWorkFd: number, linker: Linker, startedNs: bigint): Promise<never> {
+  marks.started = startedNs;
   let settled = false;
+  let timingsSent = false;
+  const sendTimings = () => {
+    if (timingsSent) return;
+    timingsSent = true;
+    if (marks.returned === 0n) marks.returned = now();
+    writeAll(resultFd, timingsFrame());
+  };
   const fail = (err: unknown, code = 1): never => {
     if (!settled) {
       settled = true;
@@ -82,6 +131,8 @@ export async function runChild(req: RunRequest, resultFd: number, payloadFd: num
         if (streaming) {
           streamClosed = true;
           writeAll(resultFd, u32(StreamRecord.Failed));
+        } else {
+          sendTimings();
         }
         writeFrame(resultFd, ResultTag.Error, encode(T.JobError, fields));
         fs.writeSync(2, `${fields.stack ?? `${fields.name}: ${fields.message}`}\n`);
@@ -94,19 +145,32 @@ export async function runChild(req: RunRequest, resultFd: number, payloadFd: num
   };
   postForkChild(fail, () => fail(new Error('the job returned a promise that never settled, and nothing else was pending'), 13));
   try {
+    // The import comes first: a preforked child does it before its run is assigned.
+    let ns: Record<string, unknown> | null = null;
+    let importError: unknown = null;
+    try {
+      ns = await linker.importFile(req.modulePath);
+    } catch (err) {
+      importError = err;
+    }
+    marks.imported = now();
+    const payloadFd = req.deferred ? awaitAssignment(payloadOrWorkFd) : payloadOrWorkFd;
+    marks.received = now();
+    if (importError !== null) throw importError;
     const payload = readPayload(fs.readFileSync(payloadFd));
     fs.closeSync(payloadFd);
     const args = fromWire(payload.args);
     const inputs: Record<string, Table> = {};
     for (const { name, ipc } of payload.inputs) inputs[name] = tableFromIPC(ipc);
-    const ns = await linker.importFile(req.modulePath);
-    const main = ns.default;
+    const main = ns!.default;
     if (typeof main !== 'function') {
       throw new TypeError(`job module ${req.modulePath} must have a default export that is a function, got ${typeof main}`);
     }
     const ctx: JobContext = { inputs, id: req.id };
-    const result = await main(args, ctx);
+    const result = await (main as (a: unknown, c: JobContext) => unknown)(args, ctx);
+    marks.returned = now();
     if (isBatchIterable(result)) {
+      sendTimings();
       await writeBatches(resultFd, result);
       settled = true;
       drainAndExit(0);
@@ -119,6 +183,7 @@ export async function runChild(req: RunRequest, resultFd: number, payloadFd: num
       // The job ran, but what it returned cannot be sent: the app reports invalid output.
       throw Object.assign(err instanceof Error ? err : new Error(String(err)), { code: 'ERR_INVALID_OUTPUT' });
     }
+    sendTimings();
     writeFrame(resultFd, frame[0], frame[1]);
     settled = true;
     drainAndExit(0);

@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { native, packageRoot } from '../lib/native.js';
-import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, toWire } from '../lib/wire.js';
+import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, splitTimings, toWire } from '../lib/wire.js';
 import type { RunRequest } from '../lib/wire.js';
 import { Linker } from './linker.js';
 import { SandboxSetupError } from '../lib/errors.js';
@@ -132,7 +132,7 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint): boolean {
     receivedNs,
   });
   if ('child' in out) {
-    void runChild(req, fds.result, fds.payload, linker);
+    void runChild(req, fds.result, fds.payload, linker, process.hrtime.bigint());
     return true;
   }
   return false;
@@ -184,7 +184,7 @@ function selfTest(): number | null {
     if (ev.exited) exited = ev.exited;
   }
   native.close(statusApp);
-  const [out, err, res] = keep.map((fd) => {
+  const [out, err, withMarks] = keep.map((fd) => {
     const b = readAllFrom(fd);
     fs.closeSync(fd);
     return b;
@@ -194,6 +194,7 @@ function selfTest(): number | null {
   if (!exited || exited.code !== 0) {
     fatal('SELF_TEST_FAILED', `the self-test child exited with ${exited ? `code ${exited.code} signal ${exited.signal}` : 'no status'}; stderr: ${tail}`);
   }
+  const res = splitTimings(withMarks).rest;
   if (res[0] !== ResultTag.Value) fatal('SELF_TEST_FAILED', `the self-test child returned no value; stdout: ${out.toString().slice(-500)} stderr: ${tail}`);
   const report = fromWire(decode(T.Value, res.subarray(1))) as { checks: Record<string, string> };
   const failed = Object.entries(report.checks).filter(([, v]) => v !== 'ok');

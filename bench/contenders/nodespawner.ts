@@ -1,4 +1,5 @@
-// nodespawner with its default sandbox (every namespace, own root, Landlock, seccomp, cgroup).
+// nodespawner with its default sandbox (every namespace, own root, Landlock, seccomp, cgroup), with
+// and without preforked children.
 import { Spawner } from '../../lib/index.js';
 import type { RunResult } from '../../lib/index.js';
 import { checkTable, fixture, jobArgs } from '../util.js';
@@ -33,4 +34,14 @@ export const nodespawner: Contender = {
   processPerJob: false,
   notes: [],
   open: () => openSpawner(),
+};
+
+/** The same without preforked children: every run forks, specializes and imports on the request path. */
+export const nodespawnerForked: Contender = {
+  key: 'nodespawner-fork',
+  label: 'nodespawner, prefork: 0',
+  isolation: 'the same',
+  processPerJob: false,
+  notes: [],
+  open: () => openSpawner({ prefork: 0 }),
 };

@@ -809,6 +809,7 @@ const RunRequest = module.exports.RunRequest = class {
     this.cgroupProcs = null;
     this.cgroupStats = null;
     this.rlimits = null;
+    this.deferred = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -879,6 +880,9 @@ const RunRequest = module.exports.RunRequest = class {
         this.rlimits = Thrift.copyList(args.rlimits, [ttypes.Rlimit]);
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field rlimits is unset!');
+      }
+      if (args.deferred !== undefined && args.deferred !== null) {
+        this.deferred = args.deferred;
       }
     }
   }
@@ -1051,6 +1055,13 @@ const RunRequest = module.exports.RunRequest = class {
           input.skip(ftype);
         }
         break;
+        case 15:
+        if (ftype == Thrift.Type.BOOL) {
+          this.deferred = input.readBool();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1179,6 +1190,11 @@ const RunRequest = module.exports.RunRequest = class {
         }
       }
       output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.deferred !== null && this.deferred !== undefined) {
+      output.writeFieldBegin('deferred', Thrift.Type.BOOL, 15);
+      output.writeBool(this.deferred);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

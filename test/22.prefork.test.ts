@@ -1,0 +1,194 @@
+// Preforked children (spawner option `prefork`): a module that has run keeps children forked,
+// sandboxed and with the module imported, and the next runs go to them: one run per child, the
+// run's own timeout, errors of the import reported by the run, nothing left behind.
+import { expect } from 'chai';
+import { Spawner } from '../lib/index.js';
+import type { RunResult } from '../lib/index.js';
+import { descendants, expectCode, fixture, stillAlive, waitFor } from './helpers.js';
+
+type Token = { token: string; calls: number; id: number; args: unknown };
+
+/** The zygote's grandchildren: jobs running and preforked children waiting. */
+function children(zygotePid: number) {
+  return descendants(zygotePid).filter((p) => p.depth === 2);
+}
+
+/** The phases of a run add up: requestMs..reapMs to totalMs, specializeMs..resultMs to runMs. */
+function expectConsistent(t: RunResult['timings']): void {
+  const close = (a: number, b: number) => expect(Math.abs(a - b), `${a} vs ${b}: ${JSON.stringify(t)}`).to.be.below(0.01);
+  close(t.requestMs + t.forkMs + t.cloneMs + t.runMs + t.reapMs, t.totalMs);
+  close(t.specializeMs + t.importMs + t.jobMs + t.resultMs, t.runMs);
+  for (const [k, v] of Object.entries(t)) expect(v, k).to.be.at.least(0);
+}
+
+describe('preforked children', function () {
+  this.timeout(30_000);
+
+  describe('with prefork: 2', function () {
+    let spawner: Spawner;
+
+    before(async function () {
+      spawner = await Spawner.start({ concurrency: 2, prefork: 2 });
+    });
+
+    after(async function () {
+      await spawner?.close();
+    });
+
+    it('forks the first run of a module and gives the next runs to preforked children, one run each', async function () {
+      const first = await spawner.run<Token>(fixture('token.mjs'), { n: 1 });
+      expect(first.preforked).to.equal(false);
+      await waitFor('two preforked children', () => spawner.stats().preforked.waiting === 2);
+      expect(children(spawner.pid)).to.have.length(2);
+      const runs: RunResult<Token>[] = [];
+      for (let n = 2; n <= 4; n++) runs.push(await spawner.run<Token>(fixture('token.mjs'), { n }));
+      for (const [i, r] of runs.entries()) {
+        expect(r.preforked, `run ${i + 2}`).to.equal(true);
+        expect(r.value!.args).to.deep.equal({ n: i + 2 });
+        expect(r.value!.calls).to.equal(1);
+      }
+      const tokens = [first, ...runs].map((r) => r.value!.token);
+      expect(new Set(tokens).size, 'each run had its own module instance').to.equal(4);
+      expect(new Set([first, ...runs].map((r) => r.value!.id)).size).to.equal(4);
+      expect(spawner.stats().preforked.runs).to.equal(3);
+    });
+
+    it('reports the phases: a preforked run skips fork, clone, specialize and import', async function () {
+      await spawner.run(fixture('sum.mjs'), { values: [1] });
+      await waitFor('preforked children of sum.mjs', () => spawner.stats().preforked.waiting >= 2);
+      const cold = await spawner.run(fixture('token.mjs'), {}, { maxStdout: 1234 }); // other options: forked
+      const warm = await spawner.run(fixture('sum.mjs'), { values: [1, 2] });
+      expect(cold.preforked).to.equal(false);
+      expect(warm.preforked).to.equal(true);
+      expect(warm.value).to.equal(3);
+      expectConsistent(cold.timings);
+      expectConsistent(warm.timings);
+      expect(cold.timings.forkMs).to.be.greaterThan(0);
+      expect(cold.timings.specializeMs).to.be.greaterThan(0);
+      expect(cold.timings.importMs).to.be.greaterThan(0);
+      expect(cold.timings.jobMs).to.be.greaterThan(0);
+      expect(cold.timings.resultMs).to.be.greaterThan(0);
+      for (const k of ['forkMs', 'cloneMs', 'specializeMs', 'importMs'] as const) expect(warm.timings[k], k).to.equal(0);
+      expect(warm.timings.requestMs).to.be.greaterThan(0);
+      expect(warm.timings.jobMs).to.be.greaterThan(0);
+      const phases = spawner.stats().phases;
+      expect(phases.jobMs.count).to.be.greaterThan(0);
+      expect(phases.specializeMs.max).to.be.greaterThan(0);
+    });
+
+    it('keeps separate children for other limits: a run with another memoryLimit is forked', async function () {
+      await spawner.run(fixture('token.mjs'), {});
+      await waitFor('preforked children', () => spawner.stats().preforked.waiting >= 2);
+      const other = await spawner.run<Token>(fixture('token.mjs'), {}, { memoryLimit: 300 * 2 ** 20 });
+      expect(other.preforked).to.equal(false);
+      const same = await spawner.run<Token>(fixture('token.mjs'), {});
+      expect(same.preforked).to.equal(true);
+    });
+
+    it("times a preforked run from its assignment: a child waiting longer than the timeout still runs", async function () {
+      const s = await Spawner.start({ concurrency: 1, prefork: 1, timeout: 400 });
+      try {
+        await s.run(fixture('token.mjs'), {});
+        await new Promise((r) => setTimeout(r, 900));
+        const r = await s.run<Token>(fixture('token.mjs'), {});
+        expect(r.preforked).to.equal(true);
+        await expectCode(s.run(fixture('sleep.mjs'), { ms: 2_000 }), 'ERR_TIMEOUT');
+        await waitFor('a preforked sleep.mjs', () => s.stats().preforked.waiting >= 2);
+        const e = await expectCode(s.run(fixture('sleep.mjs'), { ms: 2_000 }), 'ERR_TIMEOUT');
+        expect(e.durationMs).to.be.below(1_500);
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('reports an import error to the run that gets the preforked child', async function () {
+      const e1 = await expectCode(spawner.run(fixture('throws-at-load.mjs')), 'ERR_JOB_FAILED');
+      expect(e1.message).to.contain('broken at load');
+      await waitFor('preforked children of throws-at-load.mjs', () => children(spawner.pid).length >= 2);
+      const before = spawner.stats().preforked.runs;
+      const e2 = await expectCode(spawner.run(fixture('throws-at-load.mjs')), 'ERR_JOB_FAILED');
+      expect(e2.message).to.contain('broken at load');
+      expect(e2.remote.name).to.equal('SyntaxError');
+      expect(spawner.stats().preforked.runs).to.equal(before + 1);
+    });
+
+    it('stops preforking a module whose child ends before a run reaches it', async function () {
+      const e = await expectCode(spawner.run(fixture('exits-at-load.mjs')), 'ERR_JOB_CRASHED');
+      expect(e.exitCode).to.equal(7);
+      const runs = spawner.stats().preforked.runs;
+      await new Promise((r) => setTimeout(r, 500)); // the preforked ones exit 7 at load too
+      const again = await expectCode(spawner.run(fixture('exits-at-load.mjs')), 'ERR_JOB_CRASHED');
+      expect(again.exitCode).to.equal(7);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(spawner.stats().preforked.runs).to.equal(runs);
+    });
+
+    it('streams from a preforked child', async function () {
+      const collect = async () => {
+        const s = spawner.stream(fixture('batches.mjs'), { count: 3, rows: 10 });
+        let rows = 0;
+        for await (const b of s) rows += b.numRows;
+        return { rows, r: await s.result };
+      };
+      await collect();
+      await waitFor('preforked streaming children', () => spawner.stats().preforked.waiting >= 2);
+      const { rows, r } = await collect();
+      expect(rows).to.equal(30);
+      expect(r.preforked).to.equal(true);
+    });
+  });
+
+  it('ends a preforked child that is not ready within the timeout, and forks that module from then on', async function () {
+    const s = await Spawner.start({ concurrency: 1, prefork: 1, timeout: 300 });
+    try {
+      await expectCode(s.run(fixture('hangs-at-load.mjs')), 'ERR_TIMEOUT');
+      await waitFor('the preforked child to be ended', () => s.stats().preforked.waiting === 0 && children(s.pid).length === 0, 5_000);
+      await expectCode(s.run(fixture('hangs-at-load.mjs')), 'ERR_TIMEOUT');
+      await new Promise((r) => setTimeout(r, 100));
+      expect(s.stats().preforked).to.deep.equal({ waiting: 0, runs: 0 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('ends idle preforked children after preforkIdleTimeout, and all of them on close()', async function () {
+    const s = await Spawner.start({ concurrency: 2, prefork: 2, preforkIdleTimeout: 1_000 });
+    let waiting: ReturnType<typeof children> = [];
+    try {
+      await s.run(fixture('token.mjs'), {});
+      waiting = await waitFor('two preforked children', () => (children(s.pid).length === 2 ? children(s.pid) : null));
+      await waitFor('idle children to end', () => s.stats().preforked.waiting === 0 && waiting.every((p) => !stillAlive(p)), 5_000);
+      const modules = ['token.mjs', 'sum.mjs', 'echo.mjs', 'stdio.mjs', 'random.mjs', 'table.mjs', 'returns.mjs', 'inputs.mjs', 'paths.mjs'];
+      for (const m of modules) await s.run(fixture(m), { values: [] }).catch(() => null);
+      await waitFor('preforked children of the 8 most recent modules', () => s.stats().preforked.waiting === 16);
+      waiting = children(s.pid);
+    } finally {
+      await s.close();
+    }
+    expect(waiting.filter(stillAlive)).to.deep.equal([]);
+  });
+
+  it('does not prefork with prefork: 0', async function () {
+    const s = await Spawner.start({ concurrency: 1, prefork: 0 });
+    try {
+      for (let i = 0; i < 3; i++) expect((await s.run(fixture('token.mjs'), {})).preforked).to.equal(false);
+      expect(children(s.pid)).to.have.length(0);
+      expect(s.stats().preforked).to.deep.equal({ waiting: 0, runs: 0 });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('rejects a bad prefork option', async function () {
+    for (const prefork of [-1, 1.5, '2', Infinity]) {
+      let err: unknown;
+      try {
+        await Spawner.start({ prefork: prefork as number });
+      } catch (e) {
+        err = e;
+      }
+      expect(err, String(prefork)).to.be.instanceOf(TypeError);
+      expect((err as Error).message).to.contain('prefork');
+    }
+  });
+});
