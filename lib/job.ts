@@ -157,6 +157,12 @@ export class Job {
   private resolve!: (r: RunResult) => void;
   private reject!: (e: Error) => void;
   readonly promise: Promise<RunResult>;
+  /**
+   * Resolves once the job's intermediate is gone too (it removes the job's cgroups after the
+   * run settled), or at once for a job that never reached the zygote.
+   */
+  readonly released: Promise<void>;
+  private release!: () => void;
 
   /** Arrow IPC bytes of a streamed result, as they arrive (stream() only). */
   readonly arrow: ByteQueue | null;
@@ -192,6 +198,7 @@ export class Job {
       this.resolve = resolve;
       this.reject = reject;
     });
+    this.released = new Promise((resolve) => (this.release = resolve));
   }
 
   start(): Promise<RunResult> {
@@ -221,6 +228,7 @@ export class Job {
       const err = e as Error & { errno?: number };
       this.reject(err.errno === osConstants.errno.EPIPE || err.errno === osConstants.errno.ECONNRESET ? new ZygoteGoneError() : err);
       this.done = true;
+      this.release();
       return this.promise;
     }
     fds.forEach((fd) => native.close(fd));
@@ -344,7 +352,8 @@ export class Job {
   private onStatus(data: Buffer | null, fds: number[]): void {
     if (data === null) {
       this.statusClosed = true;
-      this.maybeFinish();
+      if (this.done) this.closeStatus();
+      else this.maybeFinish();
       return;
     }
     let ev: JobEvent;
@@ -368,6 +377,12 @@ export class Job {
     this.maybeFinish();
   }
 
+  private closeStatus(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.release();
+  }
+
   private maybeFinish(): void {
     if ((this.exited || this.statusClosed) && this.openStreams === 0) this.finish();
   }
@@ -377,7 +392,12 @@ export class Job {
     this.done = true;
     clearTimeout(this.timer);
     clearTimeout(this.graceTimer);
-    this.watcher?.close();
+    if (this.exited && !this.statusClosed && this.watcher) {
+      // The intermediate removes the cgroups, then exits: released at its EOF (bounded).
+      setTimeout(() => this.closeStatus(), 5_000).unref();
+    } else {
+      this.closeStatus();
+    }
     this.work?.watcher.close();
     this.work = null;
     for (const s of this.streams) s.destroy();

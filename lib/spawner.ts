@@ -94,6 +94,8 @@ export class Spawner extends EventEmitter {
   /** Every preforked child not yet given a run, and the zygote it came from. */
   private readonly waitingChildren = new Map<Job, ZygoteProcess>();
   private preforkedRuns = 0;
+  /** Every job whose intermediate may still be cleaning up (its cgroups) after the run settled. */
+  private readonly unreleased = new Set<Job>();
 
   private constructor(
     private readonly options: ResolvedSpawnerOptions,
@@ -271,6 +273,7 @@ export class Spawner extends EventEmitter {
           job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, o.limits), cgroups: this.cgroups, payload, options: o, queuedAt, onSpawn, streaming });
         }
         onJob?.(job);
+        this.track(job);
         this.running.set(job, zygote);
         const running = job.preforked ? job.promise : job.start();
         if (key !== null) this.refill(key, modulePath, o, streaming, zygote);
@@ -319,6 +322,11 @@ export class Spawner extends EventEmitter {
     for (const k of phaseNames) this.phaseWindows[k].add(t[k]);
   }
 
+  private track(job: Job): void {
+    this.unreleased.add(job);
+    void job.released.then(() => this.unreleased.delete(job));
+  }
+
   /** A preforked child for `key` that takes the run (`assign` returns true), if there is one. */
   private takePreforked(key: string, zygote: ZygoteProcess, assign: (job: Job) => boolean): Job | undefined {
     const set = this.prefork.get(key);
@@ -358,6 +366,7 @@ export class Spawner extends EventEmitter {
       const options = { ...o, timeout: this.options.timeout, signal: undefined, inputs: {} };
       const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, o.limits), cgroups: this.cgroups, options, queuedAt: 0n, streaming });
       set.jobs.push(job);
+      this.track(job);
       this.waitingChildren.set(job, zygote);
       const s = set;
       void job.start().then(
@@ -464,7 +473,7 @@ export class Spawner extends EventEmitter {
     for (const job of waiting) this.endWaiting(job);
     lost.push(...waiting);
     // Intermediates die with the zygote before removing their jobs' cgroups.
-    void Promise.allSettled(lost.map((j) => j.promise)).then(() => removeLeftovers(this.cgroups));
+    void Promise.allSettled(lost.map((j) => j.released)).then(() => removeLeftovers(this.cgroups));
     if (!this.closed) this.emit('zygoteExit', err);
   }
 
@@ -485,6 +494,7 @@ export class Spawner extends EventEmitter {
     for (const job of jobs) job.close();
     await Promise.allSettled(jobs.map((j) => j.promise));
     await this.queue.onIdle();
+    await Promise.all([...this.unreleased].map((j) => j.released));
     await this.restarting?.catch(() => null);
     await this.zygote?.stop();
     this.zygote = null;

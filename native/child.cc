@@ -124,6 +124,22 @@ static void OnFatalSignal(int sig) {
   for (;;) pause();
 }
 
+void AnnounceExit(int code) {
+  if (noteFd < 0) return;
+  ExitNote n = {};
+  n.kind = kNoteExit;
+  n.code = static_cast<uint8_t>(code);
+  struct rusage ru = {};
+  getrusage(RUSAGE_SELF, &ru);
+  n.userUs = static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec;
+  n.systemUs = static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec;
+  n.maxRssKb = ru.ru_maxrss;
+  syscall(SYS_close_range, 0u, static_cast<unsigned>(noteFd - 1), 0u);
+  syscall(SYS_close_range, static_cast<unsigned>(noteFd + 1), ~0u, 0u);
+  ssize_t ignored = write(noteFd, &n, sizeof n);
+  (void)ignored;
+}
+
 static bool ForwardFatalSignals(int fd, Failure* f) {
   static const int kSignals[] = {SIGABRT, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2, SIGALRM, SIGVTALRM,
                                  SIGPROF, SIGXCPU, SIGXFSZ, SIGSYS, SIGTRAP, SIGPWR, SIGSTKFLT};

@@ -37,4 +37,23 @@ struct ChildPlan {
 // The ordered list of setup steps. Allocates nothing and throws nothing.
 bool Specialize(const ChildPlan& plan, Failure* f);
 
+// What a job child writes to its intermediate on the note pipe, in one write (atomic): `kind`
+// 1..64 alone is a fatal signal it sent itself; kNoteExit is its exit, with the exit code and its
+// own rusage, sent after it closed every other fd. The intermediate then kills it and reports the
+// exit at once, without waiting for the kernel to tear down its address space. The values come
+// from the job's process: the intermediate bounds them, and they only inform.
+constexpr uint8_t kNoteExit = 0x80;
+struct ExitNote {
+  uint8_t kind;
+  uint8_t code;
+  uint8_t pad[6];
+  int64_t userUs;
+  int64_t systemUs;
+  int64_t maxRssKb;
+};
+
+// In a job child: closes every fd but the note pipe (the app sees the end of stdout, stderr and
+// the result now) and announces the exit. Elsewhere (the zygote) does nothing.
+void AnnounceExit(int code);
+
 }  // namespace ns

@@ -59,14 +59,15 @@ static void SendSetupFailed(int statusFd, const Failure& f) {
   SendMessage(statusFd, w.data(), w.size(), nullptr, 0);
 }
 
-static void SendExited(int statusFd, int status, const struct rusage& ru, const std::vector<std::string>& stats) {
+static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64_t systemUs, int64_t maxRssKb,
+                       const std::vector<std::string>& stats) {
   WireWriter w;
   w.BeginStruct(kExited);
-  w.I32(1, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-  w.I32(2, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-  w.I64(3, static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec);
-  w.I64(4, static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec);
-  w.I64(5, ru.ru_maxrss);
+  w.I32(1, code);
+  w.I32(2, signal);
+  w.I64(3, userUs);
+  w.I64(4, systemUs);
+  w.I64(5, maxRssKb);
   w.I64(6, MonotonicNs());
   w.StringList(7, stats);
   w.EndStruct();
@@ -76,24 +77,43 @@ static void SendExited(int statusFd, int status, const struct rusage& ru, const 
 
 // --- the intermediate process ------------------------------------------------------------------
 
-// Waits until the job exits or reports a fatal signal it sent itself (PID 1 cannot die of that
-// on its own); in the second case kills it. Returns the noted signal, or 0.
-static int WaitForExitOrNote(int pidfd, int noteFd) {
-  if (pidfd < 0) return 0;
-  int noted = 0;
+struct Noted {
+  int signal = 0;     // a fatal signal the job sent itself (then killed), -1 once its end closed
+  bool exited = false;  // the job announced its exit (then killed): `exit` holds what it said
+  ExitNote exit = {};
+};
+
+// Waits until the job exits, announces its exit, or reports a fatal signal it sent itself (PID 1
+// cannot die of that on its own). In the last two cases kills it (no more of its code runs) and
+// returns at once for an announced exit: the teardown of its address space can take
+// milliseconds, and the run does not need to wait for it.
+static Noted WaitForExitOrNote(int pidfd, int noteFd) {
+  Noted noted;
+  if (pidfd < 0) return noted;
   for (;;) {
-    struct pollfd fds[2] = {{pidfd, POLLIN, 0}, {noted == 0 ? noteFd : -1, POLLIN, 0}};
+    struct pollfd fds[2] = {{pidfd, POLLIN, 0}, {noted.signal == 0 ? noteFd : -1, POLLIN, 0}};
     int n = poll(fds, 2, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 || (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) return noted;
     if ((fds[1].revents & POLLIN) != 0) {
-      unsigned char sig = 0;
-      if (read(noteFd, &sig, 1) == 1 && sig > 0 && sig < 65) {
-        noted = sig;
+      ExitNote note = {};
+      ssize_t got = read(noteFd, &note, sizeof note);
+      if (got == 1 && note.kind > 0 && note.kind < 65) {
+        noted.signal = note.kind;
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+      } else if (got == static_cast<ssize_t>(sizeof note) && note.kind == kNoteExit) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+        const int64_t kMax = int64_t{1} << 50;
+        auto bound = [&](int64_t v) { return v < 0 ? 0 : v > kMax ? kMax : v; };
+        note.userUs = bound(note.userUs);
+        note.systemUs = bound(note.systemUs);
+        note.maxRssKb = bound(note.maxRssKb);
+        noted.exited = true;
+        noted.exit = note;
+        return noted;
       }
     } else if ((fds[1].revents & (POLLHUP | POLLERR)) != 0) {
-      noted = -1;  // the job closed its end: only its exit is left to wait for
+      noted.signal = -1;  // the job closed its end: only its exit is left to wait for
     }
   }
 }
@@ -173,18 +193,30 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     }
   }
   close(err[0]);
-  int noted = WaitForExitOrNote(pidfd, note[0]);
+  Noted noted = WaitForExitOrNote(pidfd, note[0]);
   close(note[0]);
   if (pidfd >= 0) close(pidfd);
+  if (noted.exited) {
+    // Announced: the job closed its fds and is killed. Its cgroup counters are final.
+    const ExitNote& n = noted.exit;
+    SendExited(r.statusFd, n.code, 0, n.userUs, n.systemUs, n.maxRssKb, ReadCgroupStats(r.cgroups));
+  }
   int status = 0;
   struct rusage ru = {};
   while (wait4(static_cast<pid_t>(pid), &status, 0, &ru) < 0 && errno == EINTR) {
   }
-  // Killed by us on the job's own fatal signal: report that signal, as for any other process.
-  if (noted > 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) status = noted;
-  std::vector<std::string> stats = ReadCgroupStats(r.cgroups);
+  if (!noted.exited) {
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    int signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    // Killed by us on the job's own fatal signal: report that signal, as for any other process.
+    if (noted.signal > 0 && signal == SIGKILL) signal = noted.signal;
+    SendExited(r.statusFd, code, signal, static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec,
+               static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec, ru.ru_maxrss,
+               ReadCgroupStats(r.cgroups));
+  }
+  // The run settles on Exited; removing the cgroups (slow on v1) happens after it, off the
+  // request path. The app learns that it is done when this process exits (status socket EOF).
   RemoveCgroups(r.cgroups);
-  SendExited(r.statusFd, status, ru, stats);
   _exit(0);
 }
 

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "fds.h"
+#include "child.h"
 #include "fork.h"
 #include "landlock.h"
 #include "napi_util.h"
@@ -214,6 +215,7 @@ static Napi::Value ListFds(const Napi::CallbackInfo& info) {
 // forked child does not have).
 static Napi::Value Exit(const Napi::CallbackInfo& info) {
   int code = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  AnnounceExit(code & 0xff);
   _exit(code & 0xff);
 }
 
