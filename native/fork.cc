@@ -103,11 +103,11 @@ static Noted WaitForExitOrNote(int pidfd, int noteFd) {
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
       } else if (got == static_cast<ssize_t>(sizeof note) && note.kind == kNoteExit) {
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
-        const int64_t kMax = int64_t{1} << 50;
-        auto bound = [&](int64_t v) { return v < 0 ? 0 : v > kMax ? kMax : v; };
-        note.userUs = bound(note.userUs);
-        note.systemUs = bound(note.systemUs);
-        note.maxRssKb = bound(note.maxRssKb);
+        // Within what a process can use: a year of CPU, 1 TiB of memory.
+        auto bound = [](int64_t v, int64_t max) { return v < 0 ? 0 : v > max ? max : v; };
+        note.userUs = bound(note.userUs, int64_t{366} * 24 * 3600 * 1000000);
+        note.systemUs = bound(note.systemUs, int64_t{366} * 24 * 3600 * 1000000);
+        note.maxRssKb = bound(note.maxRssKb, int64_t{1} << 30);
         noted.exited = true;
         noted.exit = note;
         return noted;

@@ -11,7 +11,7 @@ import {
   TimeoutError,
   ZygoteGoneError,
 } from '../lib/index.js';
-import { descendants, expectCode, fixture, rejection, runningJob, stillAlive, waitFor } from './helpers.js';
+import { descendants, expectCode, fixture, procInfo, rejection, runningJob, stillAlive, waitFor } from './helpers.js';
 
 describe('run failures', function () {
   let spawner: Spawner;
@@ -112,6 +112,21 @@ describe('run failures', function () {
     it("reports process.kill(process.pid, 'SIGTERM') as killed by SIGTERM, although the job is PID 1", async function () {
       const e = await expectCode(spawner.run(fixture('crash.mjs'), { how: 'term' }), 'ERR_JOB_CRASHED');
       expect(e.signal).to.equal('SIGTERM');
+    });
+
+    it('kills a job that forges an exit note at once, and reports the code it wrote', async function () {
+      let pid = 0;
+      const onSpawn = (e: { pid: number }) => (pid = e.pid);
+      spawner.on('spawn', onSpawn);
+      try {
+        const e = await expectCode(spawner.run(fixture('forge-exit.mjs'), { code: 42 }, { timeout: 10_000 }), 'ERR_JOB_CRASHED');
+        expect(e.exitCode).to.equal(42);
+        expect(e.durationMs).to.be.below(5_000); // killed at its note, not at the timeout
+        const job = procInfo(pid);
+        if (job) await waitFor('the forging job to be gone', () => !stillAlive(job), 5_000);
+      } finally {
+        spawner.off('spawn', onSpawn);
+      }
     });
 
     it('still lets a job handle a signal it sends itself', async function () {
