@@ -45,6 +45,7 @@ import {
   rate,
   ratio,
   sequential,
+  paced,
   summarize,
   table,
   thriftArgs,
@@ -270,6 +271,33 @@ export async function main(argv: string[]): Promise<number> {
       for (const note of r.c.notes) out(`${r.c.key}: ${note}`);
     }
     out();
+
+    // ---- a light, steady load: what a job costs when the spawner is not saturated ----
+    const light = live.filter((r) => !r.c.processPerJob);
+    if (light.length > 0) {
+      const interval = 25;
+      const n = cfg.quick ? 40 : 100;
+      const got = new Map<Row, Measured[]>(light.map((r) => [r, []]));
+      for (let round = 0; round < 2; round++) {
+        for (const r of round === 0 ? light : [...light].reverse()) {
+          progress(`light load, round ${round + 1}/2: ${r.c.label}`);
+          got.get(r)!.push(await paced(r.inst!.run, n / 2, interval));
+        }
+      }
+      out(`round trip at a light load: one job every ${interval} ms (${1000 / interval} jobs/s), one at a time, ${n} jobs each`);
+      out(
+        table(
+          ['contender', 'p50 ms', 'p90 ms', 'p99 ms', 'mean ms', 'preforked'],
+          light.map((r) => {
+            const m = merge(got.get(r)!);
+            const s = summarize(m.latencies);
+            const pre = r.c.key.startsWith('nodespawner') ? `${(m.extras as RunResult[]).filter((x) => x.preforked).length}/${m.extras.length}` : '-';
+            return [r.c.label, ms(s.p50), ms(s.p90), ms(s.p99), ms(s.mean), pre];
+          }),
+        ),
+      );
+      out();
+    }
 
     // ---- nodespawner: memory, breakdown ----
     let zygoteRssMiB = 0;

@@ -34,6 +34,7 @@ export function percentile(sorted: number[], p: number): number {
 export interface Summary {
   n: number;
   p50: number;
+  p90: number;
   p99: number;
   mean: number;
   min: number;
@@ -43,7 +44,7 @@ export interface Summary {
 export function summarize(samples: number[]): Summary {
   const s = [...samples].sort((a, b) => a - b);
   const mean = s.length ? s.reduce((a, b) => a + b, 0) / s.length : NaN;
-  return { n: s.length, p50: percentile(s, 50), p99: percentile(s, 99), mean, min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
+  return { n: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), mean, min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
 }
 
 // ---- formatting ----
@@ -88,6 +89,24 @@ export async function sequential(run: RunOne, n: number): Promise<Measured> {
   const extras: unknown[] = [];
   const start = performance.now();
   for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    extras.push(await run());
+    latencies.push(performance.now() - t);
+  }
+  return { latencies, extras, wallMs: performance.now() - start };
+}
+
+/**
+ * `n` jobs, one at a time, each started `intervalMs` after the previous one started (or at once
+ * if that one took longer): a light, steady load, as an app server sees between bursts.
+ */
+export async function paced(run: RunOne, n: number, intervalMs: number): Promise<Measured> {
+  const latencies: number[] = [];
+  const extras: unknown[] = [];
+  const start = performance.now();
+  for (let i = 0; i < n; i++) {
+    const wait = start + i * intervalMs - performance.now();
+    if (wait > 0) await sleep(wait);
     const t = performance.now();
     extras.push(await run());
     latencies.push(performance.now() - t);
