@@ -8,7 +8,7 @@
 //   npm run bench                      (= node dist/cli/main.js bench; also `npx nodespawner bench`)
 //   npm run bench -- --quick
 //   npm run bench -- --iterations 500 --cold-iterations 50 --warmup 50
-import { chmodSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -163,6 +163,15 @@ interface Row {
   skipped?: string;
   c1: Measured[];
   c2: Measured[];
+  /** CPU over the concurrency-2 rounds: this process, and the whole machine (busy time in /proc/stat). */
+  cpu2?: { appMs: number; machineMs: number; jobs: number };
+}
+
+/** Busy CPU time of the whole machine so far, in ms (user, nice, system, irq, softirq of /proc/stat). */
+function machineBusyMs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const tick = 100; // USER_HZ
+  return ((f[0] + f[1] + f[2] + f[5] + f[6]) / tick) * 1000;
 }
 
 const merge = (ms_: Measured[]): Measured => ({
@@ -250,7 +259,15 @@ export async function main(argv: string[]): Promise<number> {
     for (let round = 0; round < rounds; round++) {
       for (const r of live) {
         progress(`round ${round + 1}/${rounds}: ${r.c.label}, concurrency 2`);
-        r.c2.push(await closedLoop(r.inst!.run, 2, split(2 * n1(r), rounds)[round]));
+        const app0 = process.cpuUsage();
+        const machine0 = machineBusyMs();
+        const m = await closedLoop(r.inst!.run, 2, split(2 * n1(r), rounds)[round]);
+        const app = process.cpuUsage(app0);
+        r.cpu2 ??= { appMs: 0, machineMs: 0, jobs: 0 };
+        r.cpu2.appMs += (app.user + app.system) / 1000;
+        r.cpu2.machineMs += machineBusyMs() - machine0;
+        r.cpu2.jobs += m.latencies.length;
+        r.c2.push(m);
       }
     }
 
@@ -266,6 +283,8 @@ export async function main(argv: string[]): Promise<number> {
     out(`round trip: the job's start to its checked table in this process`);
     out(table(['contender', 'isolation', 'runs', 'p50 ms', 'p99 ms', 'mean ms', 'jobs/s c=1', 'jobs/s c=2', 'p50 ms c=2', 'p50 / nodespawner'], tableRows, [1]));
     out(`(p50, p99 and mean at concurrency 1; jobs/s at concurrency 1 and 2 (c=2: two jobs in flight at all times); p99 of fewer than 100 runs is their slowest or near it)`);
+    out(`CPU per job at concurrency 2: this process (run(), decoding and checking the result) / the whole machine (busy time in /proc/stat, every process and the kernel):`);
+    out(`  ${rows.filter((r) => r.cpu2).map((r) => `${r.c.key} ${ms(r.cpu2!.appMs / r.cpu2!.jobs)} / ${ms(r.cpu2!.machineMs / r.cpu2!.jobs)} ms`).join('; ')}`);
     for (const r of rows) {
       if (r.skipped) out(`skipped ${r.c.key}: ${r.skipped}`);
       for (const note of r.c.notes) out(`${r.c.key}: ${note}`);
@@ -338,13 +357,15 @@ export async function main(argv: string[]): Promise<number> {
         ['reapMs', 'child exited -> result read, decoded, validated'],
         ['totalMs', 'request sent -> settled'],
       ];
+      const forkedRow = rows.find((r) => r.c === nodespawnerForked && r.inst);
+      const forked = forkedRow ? (merge(forkedRow.c1).extras as RunResult[]) : null;
       const col = (rs: RunResult[], k: string) => summarize(rs.map((r) => r.timings[k.trim() as keyof RunTimings]));
-      out(`where a nodespawner job's time goes (r.timings; ${c1.length} runs at concurrency 1, ${c2.length} at concurrency 2)`);
+      out(`where a nodespawner job's time goes (r.timings; ${c1.length} runs at concurrency 1, ${c2.length} at concurrency 2; and the concurrency-1 runs with prefork: 0)`);
       out(
         table(
-          ['phase', 'mean', 'p50', 'p99', 'mean c=2', 'what'],
-          phases.map(([k, what]) => [k, ms(col(c1, k).mean), ms(col(c1, k).p50), ms(col(c1, k).p99), ms(col(c2, k).mean), what]),
-          [5],
+          ['phase', 'mean', 'p50', 'p99', 'mean c=2', 'prefork: 0 mean', 'p50', 'what'],
+          phases.map(([k, what]) => [k, ms(col(c1, k).mean), ms(col(c1, k).p50), ms(col(c1, k).p99), ms(col(c2, k).mean), forked ? ms(col(forked, k).mean) : '-', forked ? ms(col(forked, k).p50) : '-', what]),
+          [7],
         ),
       );
       const sumMeans = (['requestMs', 'forkMs', 'cloneMs', 'runMs', 'reapMs'] as const).reduce((a, k) => a + col(c1, k).mean, 0);
