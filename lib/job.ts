@@ -3,6 +3,7 @@ import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { RecordBatchReader, Table, tableToIPC } from 'apache-arrow';
 import { native } from './native.js';
+import type { MessageWatcher } from './native.js';
 import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, splitTimings, timingsFrameBytes, toWire } from './wire.js';
 import { ByteQueue, Deframer } from './result-stream.js';
 import type { ChildMarks, JobEvent, RunRequest } from './wire.js';
@@ -141,7 +142,7 @@ export class Job {
   private readonly err: Capture;
   private readonly result: Capture;
   private resultOverflow = false;
-  private watcher: { close(): void } | undefined;
+  private watcher: MessageWatcher | undefined;
   private streams: net.Socket[] = [];
   private openStreams = 0;
   private pidfd = -1;
@@ -252,7 +253,14 @@ export class Job {
     this.resultSocket = this.readStream(resR, (b) => this.onResult(b));
     // A preforked child gets the run's timeout once assigned; until then it has as long to get ready.
     this.timer = setTimeout(() => this.kill(new TimeoutError(this.c.options.timeout)), this.c.options.timeout);
+    // Until a run is assigned, a preforked child does not keep the app alive (as the zygote does not).
+    if (this.preforked) this.setRef(false);
     return this.promise;
+  }
+
+  private setRef(ref: boolean): void {
+    const handles: Array<{ ref(): unknown; unref(): unknown } | undefined> = [this.watcher, this.timer, ...this.streams];
+    for (const h of handles) if (h) (ref ? h.ref() : h.unref());
   }
 
   /**
@@ -280,6 +288,7 @@ export class Job {
     if (this.started) this.c.onSpawn?.(this.started.pid);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.kill(new TimeoutError(this.c.options.timeout)), this.c.options.timeout);
+    this.setRef(true);
     return true;
   }
 

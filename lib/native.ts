@@ -42,6 +42,8 @@ export interface MessageWatcher {
   close(): void;
   /** The watcher alone does not keep the event loop alive. */
   unref(): void;
+  /** Undoes unref(). */
+  ref(): void;
 }
 
 export interface NativeBinding {

@@ -134,7 +134,8 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "MessageWatcher",
-                       {InstanceMethod("close", &MessageWatcher::CloseJs), InstanceMethod("unref", &MessageWatcher::UnrefJs)});
+                       {InstanceMethod("close", &MessageWatcher::CloseJs), InstanceMethod("unref", &MessageWatcher::UnrefJs),
+                        InstanceMethod("ref", &MessageWatcher::RefJs)});
   }
 
   explicit MessageWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MessageWatcher>(info) {
@@ -209,6 +210,12 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
   // unref(): this watcher alone does not keep the event loop alive.
   Napi::Value UnrefJs(const Napi::CallbackInfo& info) {
     if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  // ref(): undoes unref().
+  Napi::Value RefJs(const Napi::CallbackInfo& info) {
+    if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
     return info.Env().Undefined();
   }
 

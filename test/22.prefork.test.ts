@@ -4,7 +4,13 @@
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
 import type { RunResult } from '../lib/index.js';
-import { descendants, expectCode, fixture, stillAlive, waitFor } from './helpers.js';
+import { descendants, expectCode, fixture, procInfo, runProgram, stillAlive, waitFor } from './helpers.js';
+
+/** Whether `pid` is a live process (not a zombie). */
+function stillAliveAny(pid: number): boolean {
+  const p = procInfo(pid);
+  return p !== null && p.state !== 'Z';
+}
 
 type Token = { token: string; calls: number; id: number; args: unknown };
 
@@ -167,6 +173,17 @@ describe('preforked children', function () {
       await s.close();
     }
     expect(waiting.filter(stillAlive)).to.deep.equal([]);
+  });
+
+  it('does not keep an app alive that never calls close(), and its children end with it', async function () {
+    const t0 = Date.now();
+    const run = await runProgram(process.execPath, [fixture('app-forgets-close.mjs')], { timeoutMs: 20_000 });
+    expect(run.code, run.output).to.equal(0);
+    expect(Date.now() - t0, 'well before the 30 s idle timeout').to.be.below(15_000);
+    const report = JSON.parse(run.stdout.trim()) as { zygote: number; preforked: boolean; waiting: number };
+    expect(report.preforked).to.equal(true);
+    expect(report.waiting).to.equal(2);
+    await waitFor('the zygote and the waiting children to die with the app', () => descendants(report.zygote).length === 0 && !stillAliveAny(report.zygote), 5_000);
   });
 
   it('does not prefork with prefork: 0', async function () {
