@@ -386,6 +386,14 @@ export class Job {
     this.maybeFinish();
   }
 
+  /** The app is exiting: stop watching this job's sockets (no callback may run any more). */
+  detach(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+    this.work?.watcher.close();
+    this.work = null;
+  }
+
   private closeStatus(): void {
     this.watcher?.close();
     this.watcher = undefined;

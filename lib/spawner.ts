@@ -7,7 +7,7 @@ import { native } from './native.js';
 import { T } from './wire.js';
 import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js';
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
-import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, StartError, ZygoteGoneError } from './errors.js';
+import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, ZygoteGoneError } from './errors.js';
 import { RecordBatchReader } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { Job, encodePayload } from './job.js';
@@ -33,6 +33,13 @@ export interface JobStream extends AsyncIterable<RecordBatch> {
 }
 
 let spawnerCount = 0;
+
+/**
+ * Spawners not closed yet. When the app exits without close(), their jobs' watchers are stopped
+ * on 'exit': during Node's teardown a watcher must not call back into JavaScript.
+ */
+const liveSpawners = new Set<Spawner>();
+let exitHookInstalled = false;
 
 /** Module and options whose runs a preforked child can take: everything fixed before the payload. */
 function preforkKey(modulePath: string, o: ResolvedRunOptions, streaming: boolean): string {
@@ -106,6 +113,13 @@ export class Spawner extends EventEmitter {
     super();
     this.queue = new PQueue({ concurrency: options.concurrency });
     this.adopt(zygote);
+    liveSpawners.add(this);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once('exit', () => {
+        for (const s of liveSpawners) for (const job of s.unreleased) job.detach();
+      });
+    }
   }
 
   /** Starts a zygote: preloads modules, self-tests forking, and resolves once it serves. */
@@ -264,19 +278,36 @@ export class Spawner extends EventEmitter {
         const key = this.options.prefork > 0 ? preforkKey(modulePath, o, streaming) : null;
         let id = 0;
         const onSpawn = (pid: number) => this.emit('spawn', { id, module: modulePath, pid });
-        job = key === null ? undefined : this.takePreforked(key, zygote, (j) => j.assign({ payload, options: o, queuedAt, onSpawn }));
+        const forkJob = () => {
+          id = this.nextId++;
+          const cold = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, o.limits), cgroups: this.cgroups, payload, options: o, queuedAt, onSpawn, streaming });
+          this.track(cold);
+          this.running.set(cold, zygote);
+          return cold;
+        };
+        // A stream's consumer holds on to its job: it only gets a child that is known to be set up.
+        job = key === null ? undefined : this.takePreforked(key, zygote, streaming, (j) => j.assign({ payload, options: o, queuedAt, onSpawn }));
         if (job) {
           id = job.id;
           this.preforkedRuns++;
+          this.running.set(job, zygote);
         } else {
-          id = this.nextId++;
-          job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, o.limits), cgroups: this.cgroups, payload, options: o, queuedAt, onSpawn, streaming });
+          job = forkJob();
         }
         onJob?.(job);
-        this.track(job);
-        this.running.set(job, zygote);
-        const running = job.preforked ? job.promise : job.start();
+        let running = job.preforked ? job.promise : job.start();
         if (key !== null) this.refill(key, modulePath, o, streaming, zygote);
+        if (job.preforked && !streaming) {
+          // A child given the run before it was ready may turn out to have failed its set-up, which
+          // reflects the host when it was forked; no job code ran. The run then forks a child now.
+          const preforked = job;
+          running = running.catch((e: unknown) => {
+            if (!(e instanceof SandboxSetupError) || this.closed) throw e;
+            this.running.delete(preforked);
+            job = forkJob();
+            return job.start();
+          });
+        }
         try {
           const r = await running;
           this.record(r.timings);
@@ -328,11 +359,11 @@ export class Spawner extends EventEmitter {
   }
 
   /** A preforked child for `key` that takes the run (`assign` returns true), if there is one. */
-  private takePreforked(key: string, zygote: ZygoteProcess, assign: (job: Job) => boolean): Job | undefined {
+  private takePreforked(key: string, zygote: ZygoteProcess, readyOnly: boolean, assign: (job: Job) => boolean): Job | undefined {
     const set = this.prefork.get(key);
     if (!set) return undefined;
-    // Ready ones first: the others are still importing the module.
-    const order = [...set.jobs.filter((j) => j.ready), ...set.jobs.filter((j) => !j.ready)];
+    // Ready ones first: the others are still being set up or importing the module.
+    const order = [...set.jobs.filter((j) => j.ready), ...(readyOnly ? [] : set.jobs.filter((j) => !j.ready))];
     for (const job of order) {
       if (this.waitingChildren.get(job) !== zygote || !assign(job)) continue;
       set.jobs.splice(set.jobs.indexOf(job), 1);
@@ -488,6 +519,7 @@ export class Spawner extends EventEmitter {
 
   private async doClose(): Promise<void> {
     this.closed = true;
+    liveSpawners.delete(this);
     for (const reject of [...this.rejectWaiting]) reject(new ClosedError());
     for (const key of [...this.prefork.keys()]) this.dropPrefork(key);
     const jobs = [...this.running.keys(), ...this.waitingChildren.keys()];
