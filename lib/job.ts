@@ -296,6 +296,7 @@ export class Job {
   kill(reason: NodespawnerError): void {
     if (this.done) return;
     if (this.killReason === null) this.killReason = reason;
+    if (this.preforked && !this.assigned) this.setRef(true); // someone waits for its end now
     if (this.pidfd >= 0) native.pidfdSendSignal(this.pidfd, 9);
     // If the child cannot be reached (no pidfd yet and the zygote is stuck), give up after a grace.
     this.graceTimer ??= setTimeout(() => this.finish(), 5_000);

@@ -340,7 +340,7 @@ export class Spawner extends EventEmitter {
       completed: this.completed,
       failed: Object.fromEntries(this.failed),
       zygoteRestarts: this.restarts,
-      preforked: { waiting: this.waitingChildren.size, runs: this.preforkedRuns },
+      preforked: { waiting: this.waitingChildren.size, ready: [...this.waitingChildren.keys()].filter((j) => j.ready).length, runs: this.preforkedRuns },
       wait: this.waitWindow.histogram(),
       run: this.runWindow.histogram(),
       phases,
@@ -519,7 +519,6 @@ export class Spawner extends EventEmitter {
 
   private async doClose(): Promise<void> {
     this.closed = true;
-    liveSpawners.delete(this);
     for (const reject of [...this.rejectWaiting]) reject(new ClosedError());
     for (const key of [...this.prefork.keys()]) this.dropPrefork(key);
     const jobs = [...this.running.keys(), ...this.waitingChildren.keys()];
@@ -531,6 +530,7 @@ export class Spawner extends EventEmitter {
     await this.zygote?.stop();
     this.zygote = null;
     removeParents(this.cgroups);
+    liveSpawners.delete(this);
   }
 }
 

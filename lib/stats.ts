@@ -23,8 +23,11 @@ export interface SpawnerStats {
   run: Histogram;
   /** Each phase of r.timings (ms) over the same window. */
   phases: Record<PhaseName, Histogram>;
-  /** Preforked children waiting for a run now, and runs that went to one (spawner option `prefork`). */
-  preforked: { waiting: number; runs: number };
+  /**
+   * Preforked children waiting for a run now, those of them ready (set up, module imported), and
+   * runs that went to one (spawner option `prefork`).
+   */
+  preforked: { waiting: number; ready: number; runs: number };
 }
 
 export const phaseNames = ['requestMs', 'forkMs', 'cloneMs', 'runMs', 'specializeMs', 'importMs', 'jobMs', 'resultMs', 'reapMs'] as const;

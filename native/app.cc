@@ -190,11 +190,31 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
     }
   }
 
+  // Calls onMessage. Raw N-API calls, none of which throws: while Node tears its environment down,
+  // JavaScript cannot run any more, and the watcher then stops instead of aborting the process.
   void Deliver(Napi::Env env, const uint8_t* data, size_t len, const int* fds, int nfds) {
-    Napi::Array list = Napi::Array::New(env, nfds);
-    for (int i = 0; i < nfds; i++) list.Set(static_cast<uint32_t>(i), fds[i]);
-    Napi::Value payload = data == nullptr ? env.Null() : Napi::Buffer<uint8_t>::Copy(env, data, len).As<Napi::Value>();
-    callback_.MakeCallback(Value(), {payload, list}, *context_);
+    napi_value argv[2], result;
+    bool ok = napi_create_array_with_length(env, static_cast<size_t>(nfds), &argv[1]) == napi_ok;
+    for (int i = 0; ok && i < nfds; i++) {
+      napi_value fd;
+      ok = napi_create_int32(env, fds[i], &fd) == napi_ok && napi_set_element(env, argv[1], static_cast<uint32_t>(i), fd) == napi_ok;
+    }
+    if (ok) {
+      ok = data == nullptr ? napi_get_null(env, &argv[0]) == napi_ok
+                           : napi_create_buffer_copy(env, len, data, nullptr, &argv[0]) == napi_ok;
+    }
+    if (ok && napi_make_callback(env, *context_, Value(), callback_.Value(), 2, argv, &result) == napi_ok) return;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      // The callback threw: an uncaught exception, as for any other callback.
+      napi_value error;
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);
+      return;
+    }
+    CloseFds(fds, nfds);  // JavaScript never got them
+    Stop();
   }
 
   void Stop() {

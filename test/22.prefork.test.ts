@@ -138,7 +138,8 @@ describe('preforked children', function () {
         return { rows, r: await s.result };
       };
       await collect();
-      await waitFor('preforked streaming children', () => spawner.stats().preforked.waiting >= 2);
+      // a stream takes only a ready child
+      await waitFor('ready preforked streaming children', () => spawner.stats().preforked.ready >= 2);
       const { rows, r } = await collect();
       expect(rows).to.equal(30);
       expect(r.preforked).to.equal(true);
@@ -152,7 +153,7 @@ describe('preforked children', function () {
       await waitFor('the preforked child to be ended', () => s.stats().preforked.waiting === 0 && children(s.pid).length === 0, 5_000);
       await expectCode(s.run(fixture('hangs-at-load.mjs')), 'ERR_TIMEOUT');
       await new Promise((r) => setTimeout(r, 100));
-      expect(s.stats().preforked).to.deep.equal({ waiting: 0, runs: 0 });
+      expect(s.stats().preforked).to.deep.equal({ waiting: 0, ready: 0, runs: 0 });
     } finally {
       await s.close();
     }
@@ -193,7 +194,7 @@ describe('preforked children', function () {
       await waitFor('every child to be gone', () => children(s.pid).length === 0, 5_000);
       await new Promise((r) => setTimeout(r, 100));
       expect(children(s.pid)).to.have.length(0);
-      expect(s.stats().preforked).to.deep.equal({ waiting: 0, runs: 0 });
+      expect(s.stats().preforked).to.deep.equal({ waiting: 0, ready: 0, runs: 0 });
     } finally {
       await s.close();
     }
