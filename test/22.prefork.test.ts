@@ -130,19 +130,23 @@ describe('preforked children', function () {
       expect(spawner.stats().preforked.runs).to.equal(runs);
     });
 
-    it('streams from a preforked child', async function () {
-      const collect = async () => {
-        const s = spawner.stream(fixture('batches.mjs'), { count: 3, rows: 10 });
-        let rows = 0;
-        for await (const b of s) rows += b.numRows;
-        return { rows, r: await s.result };
-      };
-      await collect();
-      // a stream takes only a ready child
-      await waitFor('ready preforked streaming children', () => spawner.stats().preforked.ready >= 2);
-      const { rows, r } = await collect();
-      expect(rows).to.equal(30);
-      expect(r.preforked).to.equal(true);
+    it('streams from a preforked child, once it is ready', async function () {
+      const s = await Spawner.start({ concurrency: 1, prefork: 1 });
+      try {
+        const collect = async () => {
+          const st = s.stream(fixture('batches.mjs'), { count: 3, rows: 10 });
+          let rows = 0;
+          for await (const b of st) rows += b.numRows;
+          return { rows, r: await st.result };
+        };
+        expect((await collect()).r.preforked).to.equal(false);
+        await waitFor('a ready preforked streaming child', () => s.stats().preforked.ready === 1);
+        const { rows, r } = await collect();
+        expect(rows).to.equal(30);
+        expect(r.preforked).to.equal(true);
+      } finally {
+        await s.close();
+      }
     });
   });
 
