@@ -191,6 +191,24 @@ describe('preforked children', function () {
     await waitFor('the zygote and the waiting children to die with the app', () => descendants(report.zygote).length === 0 && !stillAliveAny(report.zygote), 5_000);
   });
 
+  it('loses its waiting children with the zygote, and preforks again on the next zygote', async function () {
+    const s = await Spawner.start({ concurrency: 1, prefork: 2, selfTest: false });
+    try {
+      await s.run(fixture('token.mjs'), {});
+      const old = await waitFor('two preforked children', () => (s.stats().preforked.ready === 2 ? children(s.pid) : null));
+      const oldZygote = s.pid;
+      process.kill(oldZygote, 'SIGKILL');
+      await waitFor('the waiting children to be gone', () => s.stats().preforked.waiting === 0 && old.every((p) => !stillAlive(p)), 5_000);
+      const r = await s.run<Token>(fixture('token.mjs'), {});
+      expect(r.preforked).to.equal(false);
+      expect(s.pid).to.not.equal(oldZygote);
+      await waitFor('preforked children of the new zygote', () => s.stats().preforked.ready === 2);
+      expect((await s.run(fixture('token.mjs'), {})).preforked).to.equal(true);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('does not prefork with prefork: 0', async function () {
     const s = await Spawner.start({ concurrency: 1, prefork: 0 });
     try {
