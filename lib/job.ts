@@ -236,10 +236,17 @@ export class Job {
     const [statusApp, outR, errR, resR, workApp] = appEnds;
     this.watcher = new native.MessageWatcher(statusApp, (data, received) => this.onStatus(data, received));
     if (workApp !== undefined) {
+      // The runner sends one byte here, once, when the module is imported. Job code can reach this
+      // socket too (the module's top level runs first): anything else ends the child.
       const watcher = new native.MessageWatcher(workApp, (data, received) => {
         received.forEach((fd) => native.close(fd));
-        if (data !== null && data.length === 1 && data[0] === 1) this.ready = true;
-        if (this.ready && !this.assigned) clearTimeout(this.timer); // ready in time
+        if (data === null) return;
+        if (!this.ready && data.length === 1 && data[0] === 1) {
+          this.ready = true;
+          if (!this.assigned) clearTimeout(this.timer); // ready in time
+          return;
+        }
+        this.kill(new InvalidOutputError('the job wrote to the socket its runner waits on'));
       });
       watcher.unref();
       this.work = { fd: workApp, watcher };

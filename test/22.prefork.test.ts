@@ -209,6 +209,20 @@ describe('preforked children', function () {
     }
   });
 
+  it("ends a preforked child whose module's top level writes to the runner's socket, and forks that module from then on", async function () {
+    const s = await Spawner.start({ concurrency: 1, prefork: 2, selfTest: false });
+    try {
+      expect((await s.run(fixture('spams-work-socket.mjs'))).value).to.equal('ran'); // forked: no such socket
+      await waitFor('the preforked children to be ended', () => s.stats().preforked.waiting === 0, 5_000);
+      const r = await s.run(fixture('spams-work-socket.mjs'));
+      expect(r.value).to.equal('ran');
+      expect(r.preforked).to.equal(false);
+      expect(s.stats().preforked.runs).to.equal(0);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('does not prefork with prefork: 0', async function () {
     const s = await Spawner.start({ concurrency: 1, prefork: 0 });
     try {
