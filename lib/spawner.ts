@@ -401,18 +401,20 @@ export class Spawner extends EventEmitter {
       this.waitingChildren.set(job, zygote);
       const s = set;
       void job.start().then(
-        () => this.preforkedEnded(s, job),
-        () => this.preforkedEnded(s, job),
+        () => this.preforkedEnded(s, job, null),
+        (e: unknown) => this.preforkedEnded(s, job, e),
       );
     }
   }
 
   /** A preforked child ended. Unless it ran or we ended it, the module misbehaves when preforked. */
-  private preforkedEnded(set: PreforkSet, job: Job): void {
+  private preforkedEnded(set: PreforkSet, job: Job, error: unknown): void {
     if (job.assigned) return;
     const i = set.jobs.indexOf(job);
     if (i >= 0) set.jobs.splice(i, 1);
-    if (this.waitingChildren.delete(job) && !job.closedByUs) set.coldOnly = true;
+    // Ended by us, or with its zygote (which may be noticed after the child's end): not the module's doing.
+    const notItsDoing = job.closedByUs || error instanceof ZygoteGoneError || error instanceof ClosedError;
+    if (this.waitingChildren.delete(job) && !notItsDoing) set.coldOnly = true;
   }
 
   /** Ends the preforked children of `key`. */
