@@ -181,8 +181,6 @@ export class Job {
   ready = false;
   /** A preforked child: whether a run was assigned to it. */
   assigned = false;
-  /** A preforked child the spawner ended (idle, evicted, closing) rather than one that died. */
-  closedByUs = false;
   readonly preforked: boolean;
 
   get id(): number {

@@ -11,6 +11,7 @@ import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFul
 import { RecordBatchReader } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { Job, encodePayload } from './job.js';
+import type { JobChannel } from './job.js';
 import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } from './sandbox.js';
 import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeLeftovers, removeParents } from './cgroups.js';
 import type { CgroupSupport, Limits } from './cgroups.js';
@@ -279,9 +280,8 @@ export class Spawner extends EventEmitter {
         let id = 0;
         const onSpawn = (pid: number) => this.emit('spawn', { id, module: modulePath, pid });
         const forkJob = () => {
-          id = this.nextId++;
-          const cold = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, o.limits), cgroups: this.cgroups, payload, options: o, queuedAt, onSpawn, streaming });
-          this.track(cold);
+          const cold = this.newJob(zygote, modulePath, streaming, { payload, options: o, queuedAt, onSpawn });
+          id = cold.id;
           this.running.set(cold, zygote);
           return cold;
         };
@@ -353,9 +353,16 @@ export class Spawner extends EventEmitter {
     for (const k of phaseNames) this.phaseWindows[k].add(t[k]);
   }
 
-  private track(job: Job): void {
+  /**
+   * A job with the next id and its sandbox plan, followed until its intermediate is gone. With
+   * `run`, it carries that run's payload; without, it is a preforked child waiting for one.
+   */
+  private newJob(zygote: ZygoteProcess, modulePath: string, streaming: boolean, run: Pick<JobChannel, 'payload' | 'options' | 'queuedAt' | 'onSpawn'>): Job {
+    const id = this.nextId++;
+    const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, run.options.limits), cgroups: this.cgroups, streaming, ...run });
     this.unreleased.add(job);
     void job.released.then(() => this.unreleased.delete(job));
+    return job;
   }
 
   /** A preforked child for `key` that takes the run (`assign` returns true), if there is one. */
@@ -392,12 +399,10 @@ export class Spawner extends EventEmitter {
     set.idle = setTimeout(() => this.dropPrefork(key), this.options.preforkIdleTimeout);
     set.idle.unref();
     while (!set.coldOnly && set.jobs.length < this.options.prefork) {
-      const id = this.nextId++;
       // Until a run is assigned, the child has the spawner's timeout to get ready (a run's own may be far shorter).
       const options = { ...o, timeout: this.options.timeout, signal: undefined, inputs: {} };
-      const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, o.limits), cgroups: this.cgroups, options, queuedAt: 0n, streaming });
+      const job = this.newJob(zygote, modulePath, streaming, { payload: undefined, options, queuedAt: 0n });
       set.jobs.push(job);
-      this.track(job);
       this.waitingChildren.set(job, zygote);
       const s = set;
       void job.start().then(
@@ -407,13 +412,13 @@ export class Spawner extends EventEmitter {
     }
   }
 
-  /** A preforked child ended. Unless it ran or we ended it, the module misbehaves when preforked. */
+  /** A preforked child ended. Unless it ran or we ended it (ClosedError), the module misbehaves when preforked. */
   private preforkedEnded(set: PreforkSet, job: Job, error: unknown): void {
     if (job.assigned) return;
     const i = set.jobs.indexOf(job);
     if (i >= 0) set.jobs.splice(i, 1);
     // Ended by us, or with its zygote (which may be noticed after the child's end): not the module's doing.
-    const notItsDoing = job.closedByUs || error instanceof ZygoteGoneError || error instanceof ClosedError;
+    const notItsDoing = error instanceof ZygoteGoneError || error instanceof ClosedError;
     if (this.waitingChildren.delete(job) && !notItsDoing) set.coldOnly = true;
   }
 
@@ -423,12 +428,7 @@ export class Spawner extends EventEmitter {
     if (!set) return;
     this.prefork.delete(key);
     clearTimeout(set.idle);
-    for (const job of set.jobs) this.endWaiting(job);
-  }
-
-  private endWaiting(job: Job): void {
-    job.closedByUs = true;
-    job.close();
+    for (const job of set.jobs) job.close();
   }
 
   private countFailure(e: unknown): void {
@@ -503,7 +503,7 @@ export class Spawner extends EventEmitter {
     const lost = [...this.running].filter(([, on]) => on === z).map(([job]) => job);
     for (const job of lost) job.kill(err);
     const waiting = [...this.waitingChildren].filter(([, on]) => on === z).map(([job]) => job);
-    for (const job of waiting) this.endWaiting(job);
+    for (const job of waiting) job.close();
     lost.push(...waiting);
     // Intermediates die with the zygote before removing their jobs' cgroups.
     void Promise.allSettled(lost.map((j) => j.released)).then(() => removeLeftovers(this.cgroups));

@@ -92,6 +92,13 @@ export interface ChildMarks {
   returned: bigint;
 }
 
+export function timingsFrame(m: ChildMarks): Buffer {
+  const b = Buffer.alloc(timingsFrameBytes);
+  b[0] = ResultTag.Timings;
+  [m.started, m.imported, m.received, m.returned].forEach((v, i) => b.writeBigUInt64LE(v, 1 + 8 * i));
+  return b;
+}
+
 /** Splits a leading Timings frame off result bytes; `marks` is null when there is none. */
 export function splitTimings(bytes: Buffer): { marks: ChildMarks | null; rest: Buffer } {
   if (bytes.length < timingsFrameBytes || bytes[0] !== ResultTag.Timings) return { marks: null, rest: bytes };

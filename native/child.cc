@@ -131,8 +131,8 @@ void AnnounceExit(int code) {
   n.code = static_cast<uint8_t>(code);
   struct rusage ru = {};
   getrusage(RUSAGE_SELF, &ru);
-  n.userUs = static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec;
-  n.systemUs = static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec;
+  n.userUs = TimevalUs(ru.ru_utime);
+  n.systemUs = TimevalUs(ru.ru_stime);
   n.maxRssKb = ru.ru_maxrss;
   syscall(SYS_close_range, 0u, static_cast<unsigned>(noteFd - 1), 0u);
   syscall(SYS_close_range, static_cast<unsigned>(noteFd + 1), ~0u, 0u);

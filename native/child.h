@@ -1,5 +1,6 @@
 // The child's side of a job: everything between clone() and the return to JavaScript.
 #pragma once
+#include <sys/time.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -43,6 +44,10 @@ bool Specialize(const ChildPlan& plan, Failure* f);
 // exit at once, without waiting for the kernel to tear down its address space. The values come
 // from the job's process: the intermediate bounds them, and they only inform.
 constexpr uint8_t kNoteExit = 0x80;
+
+// A struct timeval (rusage times) in microseconds.
+inline int64_t TimevalUs(const struct timeval& t) { return static_cast<int64_t>(t.tv_sec) * 1000000 + t.tv_usec; }
+
 struct ExitNote {
   uint8_t kind;
   uint8_t code;

@@ -210,9 +210,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     int signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     // Killed by us on the job's own fatal signal: report that signal, as for any other process.
     if (noted.signal > 0 && signal == SIGKILL) signal = noted.signal;
-    SendExited(r.statusFd, code, signal, static_cast<int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec,
-               static_cast<int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec, ru.ru_maxrss,
-               ReadCgroupStats(r.cgroups));
+    SendExited(r.statusFd, code, signal, TimevalUs(ru.ru_utime), TimevalUs(ru.ru_stime), ru.ru_maxrss, ReadCgroupStats(r.cgroups));
   }
   // The run settles on Exited; removing the cgroups (slow on v1) happens after it, off the
   // request path. The app learns that it is done when this process exits (status socket EOF).

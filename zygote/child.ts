@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import { RecordBatch, RecordBatchStreamWriter, Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { native } from '../lib/native.js';
-import { T, ResultTag, StreamRecord, encode, fromWire, readPayload, toWire } from '../lib/wire.js';
-import type { RunRequest } from '../lib/wire.js';
+import { T, ResultTag, StreamRecord, encode, fromWire, readPayload, timingsFrame, toWire } from '../lib/wire.js';
+import type { ChildMarks, RunRequest } from '../lib/wire.js';
 import type { JobContext } from '../lib/define.js';
 import type { Linker } from './linker.js';
 import { drainAndExit, postForkChild } from './hygiene.js';
@@ -79,14 +79,7 @@ const now = () => process.hrtime.bigint();
  * When the child reached each phase; sent as a Timings frame before the result so that the app
  * can split the child's time (the app clamps the values: they come from the job's process).
  */
-const marks = { started: 0n, imported: 0n, received: 0n, returned: 0n };
-
-function timingsFrame(): Uint8Array {
-  const b = Buffer.alloc(1 + 8 * 4);
-  b[0] = ResultTag.Timings;
-  [marks.started, marks.imported, marks.received, marks.returned].forEach((v, i) => b.writeBigUInt64LE(v, 1 + 8 * i));
-  return b;
-}
+const marks: ChildMarks = { started: 0n, imported: 0n, received: 0n, returned: 0n };
 
 /**
  * A preforked child: says it is ready on the work socket, then blocks until the app assigns it a
@@ -121,7 +114,7 @@ export async function runChild(req: RunRequest, resultFd: number, payloadOrWorkF
     if (timingsSent) return;
     timingsSent = true;
     if (marks.returned === 0n) marks.returned = now();
-    writeAll(resultFd, timingsFrame());
+    writeAll(resultFd, timingsFrame(marks));
   };
   const fail = (err: unknown, code = 1): never => {
     if (!settled) {
