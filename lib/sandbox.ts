@@ -143,3 +143,24 @@ export function checkBindable(name: string, path: unknown): string {
   }
   return path;
 }
+
+/**
+ * The first directory on the way to `path` (itself included) that the given ids cannot search by
+ * its mode bits, or null. Jobs have no supplementary groups. ACLs are not read, so this only
+ * explains a failure; it does not predict one.
+ */
+export function unsearchableDir(path: string, uid: number, gid: number): { dir: string; mode: number; uid: number; gid: number } | null {
+  const parts = path.split('/').filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const dir = `/${parts.slice(0, i).join('/')}`;
+    let st;
+    try {
+      st = statSync(dir);
+    } catch {
+      return null;
+    }
+    const bit = st.uid === uid ? 0o100 : st.gid === gid ? 0o010 : 0o001;
+    if (uid !== 0 && (st.mode & bit) === 0) return { dir, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid };
+  }
+  return null;
+}

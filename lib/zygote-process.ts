@@ -8,6 +8,17 @@ import { T, decode, i64 } from './wire.js';
 import type { Ready } from './wire.js';
 import type { ResolvedSpawnerOptions } from './options.js';
 import { StartError } from './errors.js';
+import { unsearchableDir } from './sandbox.js';
+
+/**
+ * Why a self-test child may not have found nodespawner's own files: jobs run as `uid` outside
+ * their namespace, and a directory above the package that this user cannot search hides them.
+ */
+function accessHint(code: string, uid: number, gid: number): string {
+  const blocked = code === 'SELF_TEST_FAILED' ? unsearchableDir(packageRoot, uid, gid) : null;
+  if (!blocked) return '';
+  return ` Jobs run as uid ${uid} outside their namespace, and it cannot search ${blocked.dir} (mode ${blocked.mode.toString(8).padStart(4, '0')}, owner ${blocked.uid}:${blocked.gid}), above nodespawner's package at ${packageRoot}: make that directory searchable by others (chmod o+x) or install the package elsewhere.`;
+}
 
 const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
 
@@ -120,7 +131,7 @@ export class ZygoteProcess {
           } catch (e) {
             return fail(new StartError(`the zygote sent a malformed message: ${(e as Error).message}`, 'protocol'));
           }
-          if (ev.fatal) return fail(new StartError(`the zygote could not start: ${ev.fatal.code}: ${ev.fatal.message}. ${hint}`, ev.fatal.code));
+          if (ev.fatal) return fail(new StartError(`the zygote could not start: ${ev.fatal.code}: ${ev.fatal.message}.${accessHint(ev.fatal.code, config.outerUid, config.outerGid)} ${hint}`, ev.fatal.code));
           if (ev.ready) {
             clearTimeout(timer);
             resolve(ev.ready);

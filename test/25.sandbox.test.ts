@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Spawner, SandboxSetupError } from '../lib/index.js';
 import { expectCode, fixture } from './helpers.js';
+import { unsearchableDir } from '../lib/sandbox.js';
 
 async function makeTempDir(prefix: string): Promise<string> {
   const d = fs.mkdtempSync(join(tmpdir(), prefix));
@@ -79,5 +80,26 @@ describe('sandbox: the job root and its options', function () {
     fs.chmodSync(doomed, 0o755);
     const r = await spawner.run(fixture('echo.mjs'), 2);
     expect((r.value as { echo: unknown }).echo).to.equal(2);
+  });
+});
+
+describe('unsearchableDir (the hint when the self-test cannot reach the package)', function () {
+  it('names the first directory the job user cannot search, by its mode bits', function () {
+    const top = fs.mkdtempSync(join(tmpdir(), 'nodespawner-search-'));
+    try {
+      const inner = join(top, 'a', 'b');
+      fs.mkdirSync(inner, { recursive: true });
+      const owner = fs.statSync(top);
+      const stranger = owner.uid + 12345;
+      fs.chmodSync(top, 0o700);
+      expect(unsearchableDir(inner, stranger, owner.gid + 12345)).to.deep.equal({ dir: top, mode: 0o700, uid: owner.uid, gid: owner.gid });
+      expect(unsearchableDir(inner, owner.uid, owner.gid)).to.equal(null); // the owner may
+      fs.chmodSync(top, 0o710);
+      expect(unsearchableDir(inner, stranger, owner.gid)).to.equal(null); // the group may
+      fs.chmodSync(top, 0o701);
+      expect(unsearchableDir(inner, stranger, owner.gid + 12345)).to.equal(null); // others may
+    } finally {
+      fs.rmSync(top, { recursive: true, force: true });
+    }
   });
 });
