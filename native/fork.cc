@@ -174,6 +174,9 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
   // Limits apply before the child runs a single instruction of its own.
   bool mapped = WriteIdMapsFromParent(static_cast<pid_t>(pid), r.uid, r.outerUid, r.gid, r.outerGid, &f) &&
                 JoinCgroupsFromParent(r.cgroups, static_cast<pid_t>(pid), &f);
+  // Stamped before the release: the child can be running (and stamping its own marks) before this
+  // process is scheduled again.
+  int64_t releasedNs = MonotonicNs();
   if (mapped) {
     ssize_t ignored = write(sync[1], "G", 1);
     (void)ignored;
@@ -182,7 +185,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
   }
   close(sync[1]);  // without the byte, the child reads EOF and exits
   if (mapped) {
-    SendStarted(r.statusFd, static_cast<pid_t>(pid), pidfd, r.receivedNs, forkedNs, MonotonicNs());
+    SendStarted(r.statusFd, static_cast<pid_t>(pid), pidfd, r.receivedNs, forkedNs, releasedNs);
     ssize_t n;
     do {
       n = read(err[0], &f, sizeof f);
