@@ -1,7 +1,7 @@
 // The wire layer alone: Thrift Value round trips, the bounded decoder against hostile bytes, and
 // toWire's refusal of values that are not JSON-like. No processes.
 import { expect } from 'chai';
-import { T, WireError, decode, encode, fromWire, payloadParts, readPayload, toWire } from '../lib/wire.js';
+import { T, WireError, decode, encode, encodeWithLibrary, fromWire, payloadParts, readPayload, toWire } from '../lib/wire.js';
 
 const b = (...bytes: number[]) => Buffer.from(bytes);
 const roundTrip = (x: unknown) => fromWire(decode(T.Value, encode(T.Value, toWire(x))));
@@ -148,6 +148,53 @@ describe('wire: Thrift Value round trip', function () {
     expect({ ...req }).to.include({ id: 7, modulePath: '/x.mjs', hostname: 'h', cloneFlags: 5 });
     const err = decode(T.JobError, encode(T.JobError, { name: 'TypeError', message: 'm', stack: 's', code: 'E' }));
     expect({ ...err }).to.include({ name: 'TypeError', message: 'm', stack: 's', code: 'E' });
+  });
+});
+
+describe('wire: the encoder writes the Thrift library\'s bytes', function () {
+  const sample = {
+    n: [0, 1, -1, 2 ** 31 + 5, -(2 ** 31) - 3, 1.5, 1 / 3, 5e-324, 1e300, -1e300, NaN, Infinity, -Infinity],
+    s: ['', 'text', 'héllo ✓ 𝄞', '\u0000', 'x'.repeat(70_000)],
+    big: [0n, -1n, 2n ** 64n + 1n, 7n ** 40n],
+    bytes: new Uint8Array([0, 255, 128]),
+    flags: [true, false, null, undefined],
+    nested: { deep: [[{ a: [1, { b: 'c' }] }]] },
+  };
+
+  it('encodes a Value exactly as TBinaryProtocol does, past its first buffer growth', function () {
+    const w = toWire(sample);
+    const ours = encode(T.Value, w);
+    expect(ours.length).to.be.greaterThan(70_000);
+    expect(ours.equals(encodeWithLibrary(T.Value, w))).to.equal(true);
+    expect(fromWire(decode(T.Value, ours))).to.deep.equal(sample);
+  });
+
+  it('encodes every struct the app sends exactly as TBinaryProtocol does, i64 fields included', function () {
+    const fields = {
+      id: 2 ** 31 - 1,
+      modulePath: '/jobs/ünïcode.mjs',
+      hostname: 'h',
+      cloneFlags: 0x7e020000,
+      uid: 1000,
+      gid: 1000,
+      mounts: [new T.MountOp({ kind: 3, source: '/a', target: '/b', writable: true, sizeBytes: 2 ** 40 })],
+      landlockHandled: 2 ** 33 - 1,
+      landlock: [new T.LandlockRule({ path: '/a', access: 0xfff })],
+      cgroupDirs: ['/sys/fs/cgroup/x'],
+      cgroupWrites: [new T.CgroupWrite({ path: '/sys/fs/cgroup/x/pids.max', value: '8' })],
+      cgroupProcs: [],
+      cgroupStats: ['/sys/fs/cgroup/x/memory.peak'],
+      rlimits: [new T.Rlimit({ resource: 4, limit: -1 })],
+      deferred: true,
+    };
+    expect(encode(T.RunRequest, fields).equals(encodeWithLibrary(T.RunRequest, fields))).to.equal(true);
+    const err = { name: 'TypeError', message: 'm'.repeat(1000), stack: null, code: 'E' };
+    expect(encode(T.JobError, err).equals(encodeWithLibrary(T.JobError, err))).to.equal(true);
+  });
+
+  it('keeps the sign of -0, which the library writer drops', function () {
+    expect(Object.is(roundTrip(-0), -0)).to.equal(true);
+    expect(Object.is(fromWire(decode(T.Value, encodeWithLibrary(T.Value, toWire(-0)))), 0)).to.equal(true);
   });
 });
 
