@@ -16,7 +16,7 @@ import type { RunRequest } from '../lib/wire.js';
 import { Linker } from './linker.js';
 import { SandboxSetupError } from '../lib/errors.js';
 import { runChild } from './child.js';
-import { warmUp } from './warmup.js';
+import { warmUp, warmValueCoding } from './warmup.js';
 import { installInZygote } from './hygiene.js';
 
 export interface ZygoteConfig {
@@ -216,10 +216,26 @@ function preForkChecks(): void {
   }
 }
 
-/** One full GC before serving: children fault in far fewer pages. gc stays off the jobs' global. */
-function fullGc(): void {
+/**
+ * The heap that every child copies, prepared last before serving:
+ * 1. A full GC: children fault in far fewer pages.
+ * 2. The GC discards optimized code of the warm-up (measured: the runner's value coding is back to
+ *    unoptimized after it). Every child then compiled those paths itself, synchronously (the zygote
+ *    is --single-threaded), in its run: a 20 KB result value took 15 ms in a child. So the value
+ *    coding is warmed again. Not apache-arrow's table code: optimized for the warm-up's tables, it
+ *    deoptimized and was compiled again in children whose tables differ (measured: slower).
+ * 3. Two scavenges, so that the children start with an empty young generation.
+ * gc() stays off the jobs' global. V8's low-memory notification, which would release a further
+ * ~15 MiB, is not used: it leaves the heap in a state in which a child's next full GC posts work to
+ * the platform's worker threads, which a child does not have, and the child hangs.
+ */
+function prepareHeap(): void {
   v8.setFlagsFromString('--expose-gc');
-  (vm.runInNewContext('gc') as () => void)();
+  const gc = vm.runInNewContext('gc') as (options?: { type: 'minor' | 'major' }) => void;
+  gc();
+  warmValueCoding(10);
+  gc({ type: 'minor' });
+  gc({ type: 'minor' });
 }
 
 function threads(): number {
@@ -264,13 +280,14 @@ async function main(): Promise<void> {
   const preloaded = await preload();
   await touchThreadpool();
   await warmUp(linker);
+  prepareHeap();
+  // The self-test child is forked from the heap that every job will get.
   let selfTestMs = -1;
   if (config.selfTest) {
     const ms = selfTest();
     if (ms === null) return; // the self-test child
     selfTestMs = ms;
   }
-  fullGc();
   preForkChecks();
   native.sendMessage(
     control,

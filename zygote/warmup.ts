@@ -10,6 +10,13 @@ const commonBuiltins = [
 ];
 
 export async function warmUp(linker: Linker, rounds = 40): Promise<void> {
+  warmRunner(rounds);
+  await linker.warmBuiltins(commonBuiltins);
+  await linker.warmUp("import { tableFromArrays } from 'apache-arrow'; import fs from 'node:fs'; export default async (a) => tableFromArrays({ x: Int32Array.of(a) });");
+}
+
+/** The runner's own paths: payload and value coding, a table's IPC both ways. */
+function warmRunner(rounds: number): void {
   const n = 1000;
   for (let i = 0; i < rounds; i++) {
     const table = tableFromArrays({
@@ -19,13 +26,25 @@ export async function warmUp(linker: Linker, rounds = 40): Promise<void> {
     });
     const ipc = tableToIPC(table, 'stream');
     tableFromIPC(ipc);
-    const args = { n, scale: 1.5, tags: ['a', 'b'], nested: { ok: true, none: null, big: 12n, bytes: new Uint8Array(4) } };
     const back = readPayload(Buffer.concat(payloadParts(toWire(args), [{ name: 't', ipc }])));
     fromWire(back.args);
     tableFromIPC(back.inputs[0].ipc);
-    fromWire(decode(T.Value, encode(T.Value, toWire(args))));
+  }
+  warmValueCoding(rounds);
+}
+
+const args = { n: 1000, scale: 1.5, tags: ['a', 'b'], nested: { ok: true, none: null, big: 12n, bytes: new Uint8Array(4) } };
+const rows = Array.from({ length: 200 }, (_, k) => ({ i: k, s: `v${k}`, ok: k % 2 === 0, f: k / 3, none: null, list: [k, 'x'] }));
+
+/**
+ * Arguments and result values, both ways, and an error report: code that depends on no job's data
+ * shapes, so its optimized code stays valid in every child. Run again after the zygote's last full
+ * GC, which discards optimized code (see prepareHeap in main.ts).
+ */
+export function warmValueCoding(rounds: number): void {
+  for (let i = 0; i < rounds; i++) {
+    fromWire(readPayload(Buffer.concat(payloadParts(toWire(args), []))).args);
+    fromWire(decode(T.Value, encode(T.Value, toWire({ count: rows.length, rows, big: 1n, bytes: new Uint8Array(2) }, 'result'))));
     encode(T.JobError, { name: 'Error', message: 'warm', stack: 'Error: warm', code: null });
   }
-  await linker.warmBuiltins(commonBuiltins);
-  await linker.warmUp("import { tableFromArrays } from 'apache-arrow'; import fs from 'node:fs'; export default async (a) => tableFromArrays({ x: Int32Array.of(a) });");
 }
