@@ -169,6 +169,13 @@ class EncodingProtocol extends (thrift as any).TBinaryProtocol {
     s.buf[s.len++] = (v >> 8) & 0xff;
     s.buf[s.len++] = v & 0xff;
   }
+  writeI64(v: unknown): void {
+    // The library converts a number through node-int64, which allocates with new Buffer().
+    if (typeof v !== 'number' || !Number.isSafeInteger(v)) return super.writeI64(v);
+    const s = this.sink;
+    s.reserve(8);
+    s.len = s.buf.writeBigInt64BE(BigInt(v), s.len);
+  }
   writeDouble(v: number): void {
     const s = this.sink;
     s.reserve(8);

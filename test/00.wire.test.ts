@@ -188,6 +188,10 @@ describe('wire: the encoder writes the Thrift library\'s bytes', function () {
       deferred: true,
     };
     expect(encode(T.RunRequest, fields).equals(encodeWithLibrary(T.RunRequest, fields))).to.equal(true);
+    for (const v of [0, -1, 2 ** 40, -(2 ** 40), 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, 2 ** 62, 1.5]) {
+      const ref = { name: 'i64', offset: v, length: 3 };
+      expect(encode(T.InputRef, ref).equals(encodeWithLibrary(T.InputRef, ref)), String(v)).to.equal(true);
+    }
     const err = { name: 'TypeError', message: 'm'.repeat(1000), stack: null, code: 'E' };
     expect(encode(T.JobError, err).equals(encodeWithLibrary(T.JobError, err))).to.equal(true);
   });
