@@ -14,10 +14,10 @@ import { dirname, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { tableFromIPC, tableToIPC } from 'apache-arrow';
+import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import type { RunResult, RunTimings } from '../lib/index.js';
 import { packageRoot } from '../lib/native.js';
-import { T, decode, fromWire } from '../lib/wire.js';
+import { T, decode, encode, fromWire, toWire } from '../lib/wire.js';
 import { bwrap } from './contenders/bwrap.js';
 import { cold } from './contenders/cold.js';
 import { fork } from './contenders/fork.js';
@@ -196,6 +196,32 @@ async function inProcess(n: number): Promise<Summary> {
   return summarize(samples);
 }
 
+/**
+ * Jobs that return other shapes than the benchmark's table: what the runner's coding costs in a
+ * child for them (a value is Thrift, a string column is apache-arrow's Utf8 builders).
+ */
+const shapes = [
+  { fixture: 'job.mjs', args: jobArgs, returns: 'the benchmark table: 1000 rows, Int32 + Float64' },
+  { fixture: 'job-strings.mjs', args: { n: 500 }, returns: 'a table: 500 rows, Utf8 + Float64 (vectorFromArray)' },
+  { fixture: 'job-value.mjs', args: { n: 200 }, returns: 'a value: 200 objects of 4 fields (~20 KB of Thrift)' },
+];
+
+/** The shape's job in this warm process, with the encoding and decoding a run does. */
+async function shapeInProcess(shape: (typeof shapes)[number], n: number): Promise<Summary> {
+  const job = (await import(fixture(shape.fixture))).default as (a: unknown) => Promise<unknown>;
+  const once = async () => {
+    const t = performance.now();
+    const out = await job(shape.args);
+    if (out instanceof Table) tableFromIPC(tableToIPC(out, 'stream'));
+    else fromWire(decode(T.Value, encode(T.Value, toWire(out, 'result'))));
+    return performance.now() - t;
+  };
+  for (let i = 0; i < 50; i++) await once();
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) samples.push(await once());
+  return summarize(samples);
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed: Config | null;
   try {
@@ -315,6 +341,31 @@ export async function main(argv: string[]): Promise<number> {
           }),
         ),
       );
+      out();
+    }
+
+    // ---- nodespawner: other result shapes, at the same light load ----
+    if (ns) {
+      const spawner = (ns.inst as NodespawnerInstance).spawner;
+      const n = cfg.quick ? 20 : 60;
+      const shapeRows: string[][] = [];
+      for (const shape of shapes) {
+        progress(`result shapes: ${shape.fixture}`);
+        const job = fixture(shape.fixture);
+        for (let i = 0; i < 5; i++) await spawner.run(job, shape.args);
+        const m = await paced(() => spawner.run(job, shape.args), n, 25);
+        const rs = m.extras as RunResult[];
+        if (rs.some((r) => !(r.table ? r.table.numRows === shape.args.n : (r.value as { count?: number } | undefined)?.count === shape.args.n))) {
+          throw new Error(`${shape.fixture} returned an unexpected result`);
+        }
+        const p50 = (f: (t: RunTimings) => number) => ms(summarize(rs.map((r) => f(r.timings))).p50);
+        const s = summarize(m.latencies);
+        const local = await shapeInProcess(shape, cfg.quick ? 50 : 200);
+        shapeRows.push([shape.fixture, shape.returns, ms(s.p50), ms(s.p90), p50((t) => t.jobMs), p50((t) => t.resultMs), ms(local.p50)]);
+      }
+      out(`other result shapes: nodespawner (default sandbox), one job every 25 ms, ${n} jobs each (bench/fixtures/)`);
+      out(table(['job', 'returns', 'p50 ms', 'p90 ms', 'jobMs p50', 'resultMs p50', 'in this process p50'], shapeRows, [1]));
+      out(`  in this process: the same job, warm, with the result's encoding and decoding`);
       out();
     }
 
