@@ -122,14 +122,15 @@ export function i64(v: unknown): number {
 
 /**
  * Collects what the protocol writes in one growing buffer. Also the transport that the
- * library's own write methods (writeI64) write to.
+ * library's own write methods (writeI64) write to. Zero-filled and never from Node's shared pool:
+ * the bytes past the end of what was written belong to nothing else.
  */
 class ByteSink {
-  buf = Buffer.allocUnsafe(512);
+  buf = Buffer.alloc(512);
   len = 0;
   reserve(n: number): void {
     if (this.len + n <= this.buf.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
+    const grown = Buffer.alloc(Math.max(this.buf.length * 2, this.len + n));
     this.buf.copy(grown, 0, 0, this.len);
     this.buf = grown;
   }
