@@ -257,10 +257,16 @@ export class Job {
     this.readStream(errR, overflowing(this.err, 'stderr', this.c.options.maxStderr));
     this.resultSocket = this.readStream(resR, (b) => this.onResult(b));
     // A preforked child gets the run's timeout once assigned; until then it has as long to get ready.
-    this.timer = setTimeout(() => this.kill(new TimeoutError(this.c.options.timeout)), this.c.options.timeout);
+    this.armTimeout();
     // Until a run is assigned, a preforked child does not keep the app alive (as the zygote does not).
     if (this.preforked) this.setRef(false);
     return this.promise;
+  }
+
+  /** (Re)starts the run's timeout, from now. */
+  private armTimeout(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.kill(new TimeoutError(this.c.options.timeout)), this.c.options.timeout);
   }
 
   private setRef(ref: boolean): void {
@@ -291,8 +297,7 @@ export class Job {
     // unread here would reset the child's end, payload and all.
     Object.assign(this.c, { options: run.options, queuedAt: run.queuedAt, onSpawn: run.onSpawn });
     if (this.started) this.c.onSpawn?.(this.started.pid);
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.kill(new TimeoutError(this.c.options.timeout)), this.c.options.timeout);
+    this.armTimeout();
     this.setRef(true);
     return true;
   }
@@ -396,6 +401,10 @@ export class Job {
   detach(): void {
     this.watcher?.close();
     this.watcher = undefined;
+    this.closeWork();
+  }
+
+  private closeWork(): void {
     this.work?.watcher.close();
     this.work = null;
   }
@@ -421,8 +430,7 @@ export class Job {
     } else {
       this.closeStatus();
     }
-    this.work?.watcher.close();
-    this.work = null;
+    this.closeWork();
     for (const s of this.streams) s.destroy();
     if (this.head !== null && this.head.length > 0) this.result.push(this.head); // a cut-off Timings frame
     if (this.pidfd >= 0) native.close(this.pidfd);
