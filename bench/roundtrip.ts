@@ -52,6 +52,9 @@ import {
 } from './util.js';
 import type { Measured, Summary } from './util.js';
 
+/** The light load: one job every this many ms. */
+const lightInterval = 25;
+
 const contenders: Contender[] = [nodespawner, nodespawnerForked, piscina, fork, cold, bwrap];
 
 const usage = `usage: nodespawner bench [options]      (npm run bench -- [options])
@@ -182,18 +185,22 @@ const merge = (ms_: Measured[]): Measured => ({
 const perSec = (m: Measured) => (m.latencies.length / m.wallMs) * 1000;
 
 /** The job itself in this (warm) process: Thrift decode, table, Arrow IPC encode and decode. */
-async function inProcess(n: number): Promise<Summary> {
-  const job = (await import(fixture('job.mjs'))).default as (a: unknown) => Promise<Parameters<typeof tableToIPC>[0]>;
-  const once = async () => {
-    const t = performance.now();
-    const table = await job(fromWire(decode(T.Value, thriftArgs())));
-    checkTable(tableFromIPC(tableToIPC(table, 'stream')), 'in-process');
-    return performance.now() - t;
-  };
+/** `once` (which returns the ms it took) 50 times to warm up, then `n` measured times. */
+async function timeWarm(once: () => Promise<number>, n: number): Promise<Summary> {
   for (let i = 0; i < 50; i++) await once();
   const samples: number[] = [];
   for (let i = 0; i < n; i++) samples.push(await once());
   return summarize(samples);
+}
+
+async function inProcess(n: number): Promise<Summary> {
+  const job = (await import(fixture('job.mjs'))).default as (a: unknown) => Promise<Parameters<typeof tableToIPC>[0]>;
+  return timeWarm(async () => {
+    const t = performance.now();
+    const table = await job(fromWire(decode(T.Value, thriftArgs())));
+    checkTable(tableFromIPC(tableToIPC(table, 'stream')), 'in-process');
+    return performance.now() - t;
+  }, n);
 }
 
 /**
@@ -209,17 +216,13 @@ const shapes = [
 /** The shape's job in this warm process, with the encoding and decoding a run does. */
 async function shapeInProcess(shape: (typeof shapes)[number], n: number): Promise<Summary> {
   const job = (await import(fixture(shape.fixture))).default as (a: unknown) => Promise<unknown>;
-  const once = async () => {
+  return timeWarm(async () => {
     const t = performance.now();
     const out = await job(shape.args);
     if (out instanceof Table) tableFromIPC(tableToIPC(out, 'stream'));
     else fromWire(decode(T.Value, encode(T.Value, toWire(out, 'result'))));
     return performance.now() - t;
-  };
-  for (let i = 0; i < 50; i++) await once();
-  const samples: number[] = [];
-  for (let i = 0; i < n; i++) samples.push(await once());
-  return summarize(samples);
+  }, n);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -320,7 +323,7 @@ export async function main(argv: string[]): Promise<number> {
     // ---- a light, steady load: what a job costs when the spawner is not saturated ----
     const light = live.filter((r) => !r.c.processPerJob);
     if (light.length > 0) {
-      const interval = 25;
+      const interval = lightInterval;
       const n = cfg.quick ? 40 : 100;
       const got = new Map<Row, Measured[]>(light.map((r) => [r, []]));
       for (let round = 0; round < 2; round++) {
@@ -353,7 +356,7 @@ export async function main(argv: string[]): Promise<number> {
         progress(`result shapes: ${shape.fixture}`);
         const job = fixture(shape.fixture);
         for (let i = 0; i < 5; i++) await spawner.run(job, shape.args);
-        const m = await paced(() => spawner.run(job, shape.args), n, 25);
+        const m = await paced(() => spawner.run(job, shape.args), n, lightInterval);
         const rs = m.extras as RunResult[];
         if (rs.some((r) => !(r.table ? r.table.numRows === shape.args.n : (r.value as { count?: number } | undefined)?.count === shape.args.n))) {
           throw new Error(`${shape.fixture} returned an unexpected result`);
@@ -363,7 +366,7 @@ export async function main(argv: string[]): Promise<number> {
         const local = await shapeInProcess(shape, cfg.quick ? 50 : 200);
         shapeRows.push([shape.fixture, shape.returns, ms(s.p50), ms(s.p90), p50((t) => t.jobMs), p50((t) => t.resultMs), ms(local.p50)]);
       }
-      out(`other result shapes: nodespawner (default sandbox), one job every 25 ms, ${n} jobs each (bench/fixtures/)`);
+      out(`other result shapes: nodespawner (default sandbox), one job every ${lightInterval} ms, ${n} jobs each (bench/fixtures/)`);
       out(table(['job', 'returns', 'p50 ms', 'p90 ms', 'jobMs p50', 'resultMs p50', 'in this process p50'], shapeRows, [1]));
       out(`  in this process: the same job, warm, with the result's encoding and decoding`);
       out();
