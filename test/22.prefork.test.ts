@@ -197,8 +197,11 @@ describe('preforked children', function () {
       await s.run(fixture('token.mjs'), {});
       const old = await waitFor('two preforked children', () => (s.stats().preforked.ready === 2 ? children(s.pid) : null));
       const oldZygote = s.pid;
+      // The next run must come after the spawner noticed: one sent before goes to the dead zygote.
+      let noticed = false;
+      s.once('zygoteExit', () => (noticed = true));
       process.kill(oldZygote, 'SIGKILL');
-      await waitFor('the waiting children to be gone', () => s.stats().preforked.waiting === 0 && old.every((p) => !stillAlive(p)), 5_000);
+      await waitFor('the waiting children to be gone', () => noticed && s.stats().preforked.waiting === 0 && old.every((p) => !stillAlive(p)), 5_000);
       const r = await s.run<Token>(fixture('token.mjs'), {});
       expect(r.preforked).to.equal(false);
       expect(s.pid).to.not.equal(oldZygote);
