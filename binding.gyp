@@ -29,6 +29,13 @@
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-exceptions"],
       "cflags_cc!": ["-fno-rtti"]
+    },
+    {
+      "target_name": "nodespawner_arena",
+      "sources": ["native/arena.c"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-fvisibility=default"],
+      "ldflags": ["-pthread"]
     }
   ]
 }

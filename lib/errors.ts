@@ -106,7 +106,7 @@ export class OutputTooLargeError extends NodespawnerError {
   }
 }
 
-const errnoNames = Object.fromEntries(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+export const errnoNames: Record<number, string> = Object.fromEntries(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 
 /** A sandbox setup step failed before the job ran. */
 export class SandboxSetupError extends NodespawnerError {

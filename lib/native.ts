@@ -66,6 +66,10 @@ export interface NativeBinding {
   landlockAbi(): number;
   getpid(): number;
   getppid(): number;
+  /** The heap arena (native/arena.c) in this process, or null: it exists only in a zygote started with it. */
+  heapArena(): { base: bigint; sizeBytes: number; takenBytes: number; freeRanges: number; fallbacks: number; lostBytes: number } | null;
+  /** Collapses the arena's 2 MiB extents with at least this percent of pages resident: bytes collapsed, or -errno. */
+  collapseHeapArena(minResidentPercent: number): number;
   RLIMIT: { CORE: number; DATA: number; NPROC: number; CPU: number; FSIZE: number };
   CLONE: { NEWUSER: number; NEWPID: number; NEWNS: number; NEWNET: number; NEWUTS: number; NEWIPC: number; NEWCGROUP: number };
 }

@@ -98,6 +98,14 @@ export interface SpawnerOptions {
   startTimeout?: number;
   /** Fork a self-test child before serving and refuse to start if it fails. @default true */
   selfTest?: boolean;
+  /**
+   * Start the zygote with its heap arena (native/arena.c, through LD_PRELOAD): V8's heap pages in
+   * one contiguous range, whose resident parts become transparent huge pages before the zygote
+   * serves. Every job forks the zygote, and this makes each fork copy far fewer page table entries
+   * (docs/performance.md). Off, V8 maps its pages where it likes. Jobs behave the same either way.
+   * @default true
+   */
+  heapArena?: boolean;
 }
 
 export interface RunOptions {
@@ -133,6 +141,7 @@ export interface ResolvedSpawnerOptions {
   env: Record<string, string>;
   startTimeout: number;
   selfTest: boolean;
+  heapArena: boolean;
   prefork: number;
   preforkIdleTimeout: number;
 }
@@ -181,7 +190,7 @@ const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
 export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOptions {
   if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
-  onlyKeys('', o, ['preload', 'preloadBase', 'concurrency', 'maxQueue', 'timeout', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'sandbox', 'env', 'startTimeout', 'selfTest', 'prefork', 'preforkIdleTimeout']);
+  onlyKeys('', o, ['preload', 'preloadBase', 'concurrency', 'maxQueue', 'timeout', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'sandbox', 'env', 'startTimeout', 'selfTest', 'heapArena', 'prefork', 'preforkIdleTimeout']);
   const preload = o.preload ?? [];
   if (!Array.isArray(preload) || preload.some((p) => typeof p !== 'string' || p === '')) throw expected('preload', 'an array of module names or absolute paths', preload);
   for (const p of preload) {
@@ -208,6 +217,7 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   const env = o.env ?? {};
   if (typeof env !== 'object' || env === null || Object.values(env).some((v) => typeof v !== 'string')) throw expected('env', 'an object of strings', env);
   if (o.selfTest !== undefined && typeof o.selfTest !== 'boolean') throw expected('selfTest', 'a boolean', o.selfTest);
+  if (o.heapArena !== undefined && typeof o.heapArena !== 'boolean') throw expected('heapArena', 'a boolean', o.heapArena);
   const preloadBase = o.preloadBase ?? process.cwd();
   const concurrency = integer('concurrency', o.concurrency, availableParallelism());
   const prefork = o.prefork === 0 ? 0 : integer('prefork', o.prefork, Math.min(concurrency, 4));
@@ -240,6 +250,7 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
     env: { ...env },
     startTimeout: positive('startTimeout', o.startTimeout, 60_000),
     selfTest: o.selfTest ?? true,
+    heapArena: o.heapArena ?? true,
     prefork,
     preforkIdleTimeout: positive('preforkIdleTimeout', o.preforkIdleTimeout, 30_000),
   };

@@ -44,7 +44,7 @@ export interface RunRequest {
   deferred?: boolean | null;
 }
 export interface JobError { name: string; message: string; stack?: string | null; code?: string | null }
-export interface Ready { pid: number; nodeVersion: string; threads: number; preloaded: string[]; rssBytes: unknown; selfTestMs: number; landlockAbi: number; preloadedFiles: string[] }
+export interface Ready { pid: number; nodeVersion: string; threads: number; preloaded: string[]; rssBytes: unknown; selfTestMs: number; landlockAbi: number; preloadedFiles: string[]; heapArena: boolean; hugePageBytes: unknown; heapArenaNote?: string | null }
 export interface Fatal { code: string; message: string }
 export interface ZygoteEvent { ready?: Ready | null; fatal?: Fatal | null }
 export interface Started { pid: number; receivedNs: unknown; forkedNs: unknown; releasedNs: unknown }

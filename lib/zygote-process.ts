@@ -1,7 +1,7 @@
 // One zygote process as the app sees it: spawn it, wait until it reports ready (or why it cannot
 // serve), and tell the owner once when it is gone.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { native, packageRoot } from './native.js';
 import { T, decode, i64 } from './wire.js';
@@ -41,6 +41,26 @@ export interface ZygoteInfo {
   landlockAbi: number;
   /** Files of the preloaded modules; their packages are bound read-only into every job. */
   preloadedFiles: string[];
+  /** V8's heap pages are in the zygote's heap arena (spawner option `heapArena`). */
+  heapArena: boolean;
+  /** Bytes of the heap arena that the zygote collapsed into transparent huge pages before serving. */
+  hugePageBytes: number;
+  /** Why the heap arena or its huge pages are missing although `heapArena` is on; null otherwise. */
+  heapArenaNote: string | null;
+}
+
+const arenaLibrary = join(packageRoot, 'build', 'Release', 'nodespawner_arena.node');
+
+/**
+ * The zygote's LD_PRELOAD: the heap arena first, then any preload the app put in `env`. Or, when
+ * the arena cannot be preloaded, the app's alone and the reason.
+ */
+export function zygotePreload(heapArena: boolean, appPreload: string | undefined, library = arenaLibrary): { value: string | undefined; note: string | null } {
+  if (!heapArena) return { value: appPreload, note: null };
+  // The dynamic loader splits LD_PRELOAD at spaces and colons.
+  if (/[\s:]/.test(library)) return { value: appPreload, note: `the heap arena's path (${library}) has a space or colon, which LD_PRELOAD cannot carry: install the package at a path without them` };
+  if (!existsSync(library)) return { value: appPreload, note: `the heap arena is not built (${library} is missing): run npm install` };
+  return { value: appPreload ? `${library} ${appPreload}` : library, note: null };
 }
 
 /** Whether `id` exists in this process's user namespace (a root app in a container may lack nobody). */
@@ -73,6 +93,10 @@ export class ZygoteProcess {
   /** Spawns a zygote and resolves once it serves; rejects with a StartError that says why not. */
   static async start(o: ResolvedSpawnerOptions, seccomp: Uint8Array): Promise<ZygoteProcess> {
     const euid = process.geteuid!();
+    const preload = zygotePreload(o.heapArena, o.env.LD_PRELOAD);
+    const env: Record<string, string> = { ...o.env, UV_USE_IO_URING: '0' };
+    if (preload.value === undefined) delete env.LD_PRELOAD;
+    else env.LD_PRELOAD = preload.value;
     const config = {
       appPid: process.pid,
       preload: o.preload,
@@ -81,6 +105,10 @@ export class ZygoteProcess {
       outerUid: euid === 0 && idMapped('uid', 65534) ? 65534 : euid,
       outerGid: euid === 0 && idMapped('gid', 65534) ? 65534 : process.getegid!(),
       selfTest: o.selfTest,
+      heapArena: o.heapArena,
+      // Restored in the zygote's process.env in place of the one that loaded the arena.
+      appPreload: o.env.LD_PRELOAD ?? null,
+      heapArenaNote: preload.note,
       // Closed by the zygote first thing: no fd the app leaked by mistake may reach a job.
       inheritedFds: native.inheritableFds().filter((fd) => fd > 3),
       seccomp: Buffer.from(seccomp).toString('base64'),
@@ -92,7 +120,7 @@ export class ZygoteProcess {
         stdio: ['ignore', 'ignore', 'pipe', zygoteEnd],
         // libuv must not open io_uring rings: the jobs' seccomp policy kills io_uring_* calls.
         // The zygote removes the variable from process.env once libuv has read it.
-        env: { ...o.env, UV_USE_IO_URING: '0' },
+        env,
         cwd: '/',
       });
     } catch (e) {
@@ -152,6 +180,9 @@ export class ZygoteProcess {
       selfTestMs: ready.selfTestMs,
       landlockAbi: ready.landlockAbi,
       preloadedFiles: [...ready.preloadedFiles],
+      heapArena: ready.heapArena,
+      hugePageBytes: i64(ready.hugePageBytes),
+      heapArenaNote: ready.heapArenaNote ?? null,
     };
     const z = new ZygoteProcess(child, appEnd, control, () => stderr, info);
     onEvent = (data) => {

@@ -1,29 +1,42 @@
 #include "memory.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25  // Linux 6.1
+#endif
+
 namespace ns {
 
-int MarkAddressSpaceDoFork() {
-  // Runs in the zygote before fork(), where allocation is fine.
+// Reads /proc/self/maps into `maps`; false if it cannot be opened.
+static bool ReadMaps(std::string* maps) {
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  static std::string maps;  // reused: the zygote's only thread that forks is the main one
-  maps.clear();
+  if (fd < 0) return false;
+  maps->clear();
   char chunk[16384];
   for (;;) {
     ssize_t n = read(fd, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    maps.append(chunk, static_cast<size_t>(n));
+    maps->append(chunk, static_cast<size_t>(n));
   }
   close(fd);
+  return true;
+}
+
+int MarkAddressSpaceDoFork() {
+  // Runs in the zygote before fork(), where allocation is fine.
+  static std::string maps;  // reused: the zygote's only thread that forks is the main one
+  if (!ReadMaps(&maps)) return -errno;
   int count = 0;
   const char* p = maps.c_str();
   while (*p != '\0') {
@@ -41,6 +54,60 @@ int MarkAddressSpaceDoFork() {
     if (*p == '\n') p++;
   }
   return count;
+}
+
+
+// The heap arena (native/arena.c) when the zygote was started with it preloaded.
+using ArenaStatsFn = int (*)(ArenaStats*);
+
+bool GetArenaStats(ArenaStats* out) {
+  auto fn = reinterpret_cast<ArenaStatsFn>(dlsym(RTLD_DEFAULT, "ns_arena_stats"));
+  return fn != nullptr && fn(out) == 1;
+}
+
+int64_t CollapseArena(int minResidentPercent) {
+  ArenaStats arena;
+  if (!GetArenaStats(&arena)) return -ENOENT;
+  std::string maps;
+  if (!ReadMaps(&maps)) return -errno;
+  constexpr uintptr_t kHuge = 2u << 20;
+  const long page = sysconf(_SC_PAGESIZE);
+  const size_t pages = kHuge / static_cast<size_t>(page);
+  std::string resident(pages, '\0');
+  int64_t collapsed = 0;
+  int lastError = 0;
+  const char* p = maps.c_str();
+  while (*p != '\0') {
+    // "start-end perms offset dev inode [path]": private, writable, anonymous (inode 0, no path).
+    char* end;
+    uintptr_t start = strtoul(p, &end, 16);
+    uintptr_t stop = *end == '-' ? strtoul(end + 1, &end, 16) : 0;
+    char perms[5] = {};
+    unsigned long inode = 1;
+    int inodeEnd = 0;
+    bool parsed = sscanf(end, " %4s %*s %*s %lu%n", perms, &inode, &inodeEnd) == 2;
+    const char* rest = end + inodeEnd;
+    while (parsed && *rest == ' ') rest++;
+    if (parsed && inode == 0 && (*rest == '\n' || *rest == '\0') && perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' &&
+        start >= arena.base && stop <= arena.base + arena.size) {
+      for (uintptr_t at = (start + kHuge - 1) & ~(kHuge - 1); at + kHuge <= stop; at += kHuge) {
+        if (mincore(reinterpret_cast<void*>(at), kHuge, reinterpret_cast<unsigned char*>(&resident[0])) != 0) continue;
+        size_t in = 0;
+        for (char c : resident) in += static_cast<unsigned char>(c) & 1;
+        // A huge page fills the extent's holes with zeroes: only mostly used extents are worth it.
+        if (in * 100 < pages * static_cast<size_t>(minResidentPercent)) continue;
+        if (madvise(reinterpret_cast<void*>(at), kHuge, MADV_COLLAPSE) == 0) {
+          collapsed += static_cast<int64_t>(kHuge);
+        } else {
+          lastError = errno;
+        }
+      }
+    }
+    while (*p != '\0' && *p != '\n') p++;
+    if (*p == '\n') p++;
+  }
+  // Nothing collapsed and every attempt failed (THP off, an old kernel): say why.
+  return collapsed == 0 && lastError != 0 ? -lastError : collapsed;
 }
 
 }  // namespace ns

@@ -3,9 +3,22 @@
 // new heap pages get it again, so once is not enough.
 #pragma once
 
+#include <cstdint>
+
 namespace ns {
 
 // Returns the number of mappings visited, or -errno if /proc/self/maps could not be read.
 int MarkAddressSpaceDoFork();
+
+// The zygote's heap arena (native/arena.c, preloaded into the zygote): false without one.
+struct ArenaStats {
+  uint64_t base, size, takenBytes, freeRanges, fallbacks, lostBytes;
+};
+bool GetArenaStats(ArenaStats* out);
+
+// Collapses the arena's resident 2 MiB extents (at least minResidentPercent of their pages in
+// memory) into transparent huge pages, so that a fork copies one page table entry for each.
+// Returns the bytes collapsed, or -errno: ENOENT without an arena, else why every attempt failed.
+int64_t CollapseArena(int minResidentPercent);
 
 }  // namespace ns

@@ -16,6 +16,7 @@
 #include "fds.h"
 #include "child.h"
 #include "fork.h"
+#include "memory.h"
 #include "landlock.h"
 #include "napi_util.h"
 
@@ -225,7 +226,30 @@ static Napi::Value LandlockAbiJs(const Napi::CallbackInfo& info) { return Napi::
 static Napi::Value GetPid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getpid()); }
 static Napi::Value GetPpid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getppid()); }
 
+// heapArena(): the zygote's heap arena (native/arena.c) and its use, or null without one.
+static Napi::Value HeapArena(const Napi::CallbackInfo& info) {
+  ArenaStats a;
+  if (!GetArenaStats(&a)) return info.Env().Null();
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("base", Napi::BigInt::New(info.Env(), a.base));
+  out.Set("sizeBytes", static_cast<double>(a.size));
+  out.Set("takenBytes", static_cast<double>(a.takenBytes));
+  out.Set("freeRanges", static_cast<double>(a.freeRanges));
+  out.Set("fallbacks", static_cast<double>(a.fallbacks));
+  out.Set("lostBytes", static_cast<double>(a.lostBytes));
+  return out;
+}
+
+// collapseHeapArena(minResidentPercent): bytes of the arena collapsed into huge pages, or -errno.
+static Napi::Value CollapseHeapArena(const Napi::CallbackInfo& info) {
+  int percent = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 100;
+  if (percent < 1 || percent > 100) percent = 100;
+  return Napi::Number::New(info.Env(), static_cast<double>(CollapseArena(percent)));
+}
+
 void RegisterZygote(Napi::Env env, Napi::Object exports) {
+  exports.Set("heapArena", Napi::Function::New(env, HeapArena));
+  exports.Set("collapseHeapArena", Napi::Function::New(env, CollapseHeapArena));
   exports.Set("zygoteInit", Napi::Function::New(env, ZygoteInit));
   exports.Set("recvRequest", Napi::Function::New(env, RecvRequest));
   exports.Set("forkJob", Napi::Function::New(env, ForkJobJs));

@@ -85,6 +85,7 @@ describe('Spawner options validation', function () {
     ['sandbox.hostname', { sandbox: { hostname: 'bad host' } }, 'Expected `sandbox.hostname` to be a hostname'],
     ['env', { env: { A: 1 } }, 'Expected `env` to be an object of strings'],
     ['selfTest', { selfTest: 'yes' }, 'Expected `selfTest` to be a boolean'],
+    ['heapArena', { heapArena: 'on' }, 'Expected `heapArena` to be a boolean'],
   ];
 
   for (const [name, options, message] of cases) {

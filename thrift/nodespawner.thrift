@@ -129,6 +129,12 @@ struct Ready {
   7: required i32 landlockAbi
   /** File paths of the preloaded modules, whose packages every job's root binds read-only. */
   8: required list<string> preloadedFiles
+  /** V8's heap pages are in the heap arena (native/arena.c). */
+  9: required bool heapArena
+  /** Bytes of the arena collapsed into transparent huge pages before serving. */
+  10: required i64 hugePageBytes
+  /** Why the arena or its huge pages are missing, when they are. */
+  11: optional string heapArenaNote
 }
 
 /** The zygote cannot serve and is about to exit. */

@@ -14,7 +14,7 @@ import { native, packageRoot } from '../lib/native.js';
 import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, splitTimings, toWire } from '../lib/wire.js';
 import type { RunRequest } from '../lib/wire.js';
 import { Linker } from './linker.js';
-import { SandboxSetupError } from '../lib/errors.js';
+import { SandboxSetupError, errnoNames } from '../lib/errors.js';
 import { runChild } from './child.js';
 import { warmUp, warmValueCoding } from './warmup.js';
 import { installInZygote } from './hygiene.js';
@@ -27,6 +27,12 @@ export interface ZygoteConfig {
   outerUid: number;
   outerGid: number;
   selfTest: boolean;
+  /** The app asked for the heap arena (spawner option heapArena). */
+  heapArena: boolean;
+  /** The LD_PRELOAD the app set in `env`, if any: the one jobs see. */
+  appPreload: string | null;
+  /** Why the app could not preload the arena, if it could not. */
+  heapArenaNote: string | null;
   /** fds the app had without CLOEXEC when it spawned us: inherited by mistake, closed at once. */
   inheritedFds: number[];
   /** base64 of the compiled seccomp program; empty for none. */
@@ -39,6 +45,9 @@ const builtinPreloads = ['apache-arrow', 'thrift'];
 const config = JSON.parse(process.argv[2] ?? '{}') as ZygoteConfig;
 // Read by libuv when it started; jobs see only the environment the app named.
 delete process.env.UV_USE_IO_URING;
+// Read by the dynamic loader when it started: jobs see the app's own LD_PRELOAD, if any.
+if (config.appPreload === null || config.appPreload === undefined) delete process.env.LD_PRELOAD;
+else process.env.LD_PRELOAD = config.appPreload;
 for (const fd of config.inheritedFds ?? []) if (fd > 3) native.close(fd);
 const fdsAtStart = new Map(native.listFds());
 const linker = new Linker();
@@ -229,14 +238,41 @@ function preForkChecks(): void {
  * ~15 MiB, is not used: it leaves the heap in a state in which a child's next full GC posts work to
  * the platform's worker threads, which a child does not have, and the child hangs.
  */
-function prepareHeap(): void {
+function prepareHeap(): HeapReport {
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as (options?: { type: 'minor' | 'major' }) => void;
   gc();
   warmValueCoding(10);
   gc({ type: 'minor' });
   gc({ type: 'minor' });
+  return collapseHeap();
 }
+
+interface HeapReport {
+  heapArena: boolean;
+  hugePageBytes: number;
+  heapArenaNote: string | null;
+}
+
+/**
+ * Last before serving: the heap arena's resident 2 MiB extents become transparent huge pages, so
+ * that each fork copies one page table entry for each instead of 512. Extents less than half
+ * resident are left alone: a huge page would fill their holes with memory.
+ */
+function collapseHeap(): HeapReport {
+  if (!config.heapArena) return { heapArena: false, hugePageBytes: 0, heapArenaNote: null };
+  if (config.heapArenaNote) return { heapArena: false, hugePageBytes: 0, heapArenaNote: config.heapArenaNote };
+  if (native.heapArena() === null) {
+    return { heapArena: false, hugePageBytes: 0, heapArenaNote: 'the heap arena was preloaded but is not active: the dynamic loader refused it (see the zygote\'s stderr) or its address space reservation failed' };
+  }
+  const collapsed = native.collapseHeapArena(50);
+  if (collapsed < 0) {
+    const name = errnoNames[-collapsed] ?? `errno ${-collapsed}`;
+    return { heapArena: true, hugePageBytes: 0, heapArenaNote: `no huge pages: madvise(MADV_COLLAPSE) failed with ${name} (transparent huge pages set to never, or a kernel older than 6.1)` };
+  }
+  return { heapArena: true, hugePageBytes: collapsed, heapArenaNote: null };
+}
+
 
 function threads(): number {
   const m = /^Threads:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
@@ -280,7 +316,7 @@ async function main(): Promise<void> {
   const preloaded = await preload();
   await touchThreadpool();
   await warmUp(linker);
-  prepareHeap();
+  const heap = prepareHeap();
   // The self-test child is forked from the heap that every job will get.
   let selfTestMs = -1;
   if (config.selfTest) {
@@ -292,7 +328,7 @@ async function main(): Promise<void> {
   native.sendMessage(
     control,
     encode(T.ZygoteEvent, {
-      ready: { pid: process.pid, nodeVersion: process.version, threads: threads(), preloaded, rssBytes: process.memoryUsage.rss(), selfTestMs, landlockAbi: native.landlockAbi(), preloadedFiles },
+      ready: { pid: process.pid, nodeVersion: process.version, threads: threads(), preloaded, rssBytes: process.memoryUsage.rss(), selfTestMs, landlockAbi: native.landlockAbi(), preloadedFiles, ...heap },
     }),
     [],
   );

@@ -1314,6 +1314,9 @@ const Ready = module.exports.Ready = class {
     this.selfTestMs = null;
     this.landlockAbi = null;
     this.preloadedFiles = null;
+    this.heapArena = null;
+    this.hugePageBytes = null;
+    this.heapArenaNote = null;
     if (args) {
       if (args.pid !== undefined && args.pid !== null) {
         this.pid = args.pid;
@@ -1354,6 +1357,19 @@ const Ready = module.exports.Ready = class {
         this.preloadedFiles = Thrift.copyList(args.preloadedFiles, [null]);
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field preloadedFiles is unset!');
+      }
+      if (args.heapArena !== undefined && args.heapArena !== null) {
+        this.heapArena = args.heapArena;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field heapArena is unset!');
+      }
+      if (args.hugePageBytes !== undefined && args.hugePageBytes !== null) {
+        this.hugePageBytes = args.hugePageBytes;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field hugePageBytes is unset!');
+      }
+      if (args.heapArenaNote !== undefined && args.heapArenaNote !== null) {
+        this.heapArenaNote = args.heapArenaNote;
       }
     }
   }
@@ -1440,6 +1456,27 @@ const Ready = module.exports.Ready = class {
           input.skip(ftype);
         }
         break;
+        case 9:
+        if (ftype == Thrift.Type.BOOL) {
+          this.heapArena = input.readBool();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 10:
+        if (ftype == Thrift.Type.I64) {
+          this.hugePageBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 11:
+        if (ftype == Thrift.Type.STRING) {
+          this.heapArenaNote = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1503,6 +1540,21 @@ const Ready = module.exports.Ready = class {
         }
       }
       output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.heapArena !== null && this.heapArena !== undefined) {
+      output.writeFieldBegin('heapArena', Thrift.Type.BOOL, 9);
+      output.writeBool(this.heapArena);
+      output.writeFieldEnd();
+    }
+    if (this.hugePageBytes !== null && this.hugePageBytes !== undefined) {
+      output.writeFieldBegin('hugePageBytes', Thrift.Type.I64, 10);
+      output.writeI64(this.hugePageBytes);
+      output.writeFieldEnd();
+    }
+    if (this.heapArenaNote !== null && this.heapArenaNote !== undefined) {
+      output.writeFieldBegin('heapArenaNote', Thrift.Type.STRING, 11);
+      output.writeString(this.heapArenaNote);
       output.writeFieldEnd();
     }
     output.writeFieldStop();

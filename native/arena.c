@@ -1,0 +1,203 @@
+// The zygote's heap arena: preloaded into the zygote (LD_PRELOAD), it places V8's heap pages in
+// one contiguous, 2 MiB-aligned reservation instead of at V8's random addresses.
+//
+// Why: every job forks the zygote twice, and a fork copies the page tables of every private
+// mapping. V8 maps its heap in 256 KiB pages at random addresses: hundreds of small mappings
+// that no huge page can back. Packed into one range they merge into a few mappings, and the
+// zygote can collapse their resident 2 MiB extents into transparent huge pages before it serves
+// (ns_arena_collapse, called by the addon): a fork then copies one entry per 2 MiB instead of 512.
+//
+// What it takes: the mmap() calls that ask for private anonymous memory at a hint address,
+// without MAP_FIXED, between 64 KiB and 1 GiB. That is how V8 allocates its pages; glibc's own
+// mmap calls (malloc, thread stacks) do not go through this symbol and pass no hint. Everything
+// else, and everything once the arena is full, goes to the kernel unchanged. munmap() of an arena
+// range puts the reservation back and frees the range for reuse.
+//
+// The arena is inherited by every fork; a job's own new pages come from its copy of the arena.
+// Plain C, no allocation: it runs inside mmap().
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define KiB (1ul << 10)
+#define MiB (1ul << 20)
+#define GiB (1ul << 30)
+#define ARENA_SIZE (8 * GiB)
+#define HUGE_PAGE (2 * MiB)
+#define V8_PAGE (256 * KiB)
+#define MAX_FREE 16384
+
+static uintptr_t arena_base, arena_end;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+// The free ranges, sorted by address, never adjacent (adjacent ones are merged).
+static uintptr_t free_start[MAX_FREE], free_end[MAX_FREE];
+static int free_count;
+static uint64_t taken_bytes, fallbacks, lost_bytes;
+
+// syscall() returns -1 and sets errno on failure.
+static int failed(long r) { return r == -1; }
+
+static long sys_mmap(uintptr_t addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+}
+
+static void atfork_lock(void) { pthread_mutex_lock(&lock); }
+static void atfork_unlock(void) { pthread_mutex_unlock(&lock); }
+
+__attribute__((constructor)) static void arena_init(void) {
+  long r = sys_mmap(0, ARENA_SIZE + HUGE_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (failed(r)) return;  // no arena: every call goes to the kernel
+  uintptr_t start = (uintptr_t)r, base = (start + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+  // Trim the alignment slack so the arena is exactly [base, base + ARENA_SIZE).
+  if (base > start) syscall(SYS_munmap, start, base - start);
+  syscall(SYS_munmap, base + ARENA_SIZE, start + HUGE_PAGE - base);
+  // A fork while another thread holds the lock would leave the child's copy locked.
+  if (pthread_atfork(atfork_lock, atfork_unlock, atfork_unlock) != 0) {
+    syscall(SYS_munmap, base, ARENA_SIZE);
+    return;
+  }
+  arena_base = base;
+  arena_end = base + ARENA_SIZE;
+  free_start[0] = arena_base;
+  free_end[0] = arena_end;
+  free_count = 1;
+}
+
+static void remove_free(int i) {
+  memmove(&free_start[i], &free_start[i + 1], (size_t)(free_count - i - 1) * sizeof free_start[0]);
+  memmove(&free_end[i], &free_end[i + 1], (size_t)(free_count - i - 1) * sizeof free_end[0]);
+  free_count--;
+}
+
+// First fit. Requests of a V8 page or more start on a V8 page boundary: V8 asks for size plus
+// alignment and unmaps the excess, so an aligned start leaves only a tail, which merges with the
+// free space after it and keeps the pages packed.
+static uintptr_t take(size_t len) {
+  uintptr_t align = len >= V8_PAGE ? V8_PAGE : 4 * KiB;
+  for (int i = 0; i < free_count; i++) {
+    uintptr_t at = (free_start[i] + align - 1) & ~(align - 1);
+    if (at >= free_end[i] || free_end[i] - at < len) continue;
+    uintptr_t head_start = free_start[i], end = free_end[i];
+    if (at + len == end) {
+      remove_free(i);
+    } else {
+      free_start[i] = at + len;
+    }
+    if (at > head_start) {
+      // The skipped head stays free: a range of its own before the rest.
+      if (free_count == MAX_FREE) {
+        lost_bytes += at - head_start;
+      } else {
+        // Index i now holds the tail (or the next range): the head goes before it.
+        memmove(&free_start[i + 1], &free_start[i], (size_t)(free_count - i) * sizeof free_start[0]);
+        memmove(&free_end[i + 1], &free_end[i], (size_t)(free_count - i) * sizeof free_end[0]);
+        free_start[i] = head_start;
+        free_end[i] = at;
+        free_count++;
+      }
+    }
+    taken_bytes += len;
+    return at;
+  }
+  return 0;
+}
+
+// Back to the free list, merged with its neighbours. With the list full, the range stays reserved
+// but unused: address space lost, not memory.
+static void give(uintptr_t start, size_t len) {
+  uintptr_t end = start + len;
+  int i = 0;
+  while (i < free_count && free_start[i] < start) i++;
+  taken_bytes -= len;
+  int joins_prev = i > 0 && free_end[i - 1] == start;
+  int joins_next = i < free_count && free_start[i] == end;
+  if (joins_prev && joins_next) {
+    free_end[i - 1] = free_end[i];
+    remove_free(i);
+  } else if (joins_prev) {
+    free_end[i - 1] = end;
+  } else if (joins_next) {
+    free_start[i] = start;
+  } else if (free_count < MAX_FREE) {
+    memmove(&free_start[i + 1], &free_start[i], (size_t)(free_count - i) * sizeof free_start[0]);
+    memmove(&free_end[i + 1], &free_end[i], (size_t)(free_count - i) * sizeof free_end[0]);
+    free_start[i] = start;
+    free_end[i] = end;
+    free_count++;
+  } else {
+    lost_bytes += len;
+  }
+}
+
+static int wanted(void* addr, size_t len, int flags, int fd) {
+  return arena_base != 0 && addr != NULL && fd == -1 && (flags & MAP_ANONYMOUS) && (flags & MAP_PRIVATE) &&
+         !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_SHARED | MAP_GROWSDOWN | MAP_HUGETLB)) && len >= 64 * KiB &&
+         len <= 1 * GiB && (len & (4 * KiB - 1)) == 0;
+}
+
+// The exported names are set with asm labels: with _FILE_OFFSET_BITS=64 the headers redirect
+// `mmap` to mmap64, and both symbols must be ours. (On x86-64 off_t is 64 bits either way.)
+void* arena_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) __asm__("mmap");
+void* arena_mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) __asm__("mmap64");
+int arena_munmap(void* addr, size_t len) __asm__("munmap");
+
+void* arena_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if (wanted(addr, len, flags, fd)) {
+    pthread_mutex_lock(&lock);
+    uintptr_t at = take(len);
+    long r = at ? sys_mmap(at, len, prot, flags | MAP_FIXED, -1, 0) : -1;
+    if (at && failed(r)) {
+      // A failed MAP_FIXED may or may not have removed the reservation under it: never hand the
+      // range out again, and put a reservation back only where nothing is mapped.
+      sys_mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+      taken_bytes -= len;
+      lost_bytes += len;
+    }
+    if (!at) fallbacks++;
+    pthread_mutex_unlock(&lock);
+    if (at && !failed(r)) return (void*)r;
+  }
+  return (void*)sys_mmap((uintptr_t)addr, len, prot, flags, fd, off);  // MAP_FAILED and errno on failure
+}
+
+void* arena_mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) { return arena_mmap(addr, len, prot, flags, fd, off); }
+
+int arena_munmap(void* addr, size_t len) {
+  uintptr_t start = (uintptr_t)addr;
+  size_t rounded = (len + 4 * KiB - 1) & ~(4 * KiB - 1);
+  if (arena_base != 0 && (start & (4 * KiB - 1)) == 0 && rounded != 0 && start >= arena_base && start < arena_end &&
+      rounded <= arena_end - start) {
+    pthread_mutex_lock(&lock);
+    long r = sys_mmap(start, rounded, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    if (!failed(r)) give(start, rounded);
+    pthread_mutex_unlock(&lock);
+    if (!failed(r)) return 0;
+    // Could not put the reservation back (say, the mapping limit): unmap it and lose the range.
+  }
+  return (int)syscall(SYS_munmap, addr, len);  // -1 and errno on failure
+}
+
+// For the addon (found with dlsym): where the arena is and how it is used. Returns 0 without one.
+struct ns_arena_stats {
+  uint64_t base, size, taken_bytes, free_ranges, fallbacks, lost_bytes;
+};
+
+__attribute__((visibility("default"))) int ns_arena_stats(struct ns_arena_stats* out) {
+  if (arena_base == 0) return 0;
+  pthread_mutex_lock(&lock);
+  out->base = arena_base;
+  out->size = ARENA_SIZE;
+  out->taken_bytes = taken_bytes;
+  out->free_ranges = (uint64_t)free_count;
+  out->fallbacks = fallbacks;
+  out->lost_bytes = lost_bytes;
+  pthread_mutex_unlock(&lock);
+  return 1;
+}
