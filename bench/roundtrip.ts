@@ -31,6 +31,7 @@ import { jobMemory, zygoteMemory } from './memory.js';
 import type { JobMemory } from './memory.js';
 import { preloadHeavy } from './preload-heavy.js';
 import { layers } from './layers.js';
+import { heapArena } from './heap-arena.js';
 import type { HeavyResult } from './preload-heavy.js';
 import {
   checkTable,
@@ -38,6 +39,7 @@ import {
   fixture,
   fixtures,
   jobArgs,
+  machineBusyMs,
   mib,
   ms,
   indent,
@@ -70,6 +72,8 @@ const usage = `usage: nodespawner bench [options]      (npm run bench -- [option
   --heavy-iterations N  jobs per zygote in that comparison (default: --iterations)
   --no-layers           skip the cost of each sandbox layer (--layers, on by default; --iterations
                         jobs per variant, --quick 20)
+  --no-heap-arena       skip the heap arena on against off (--heap-arena, on by default; half of
+                        --iterations at concurrency 1 and as many at concurrency 2, --quick 20)
   -h, --help`;
 
 class UsageError extends Error {}
@@ -82,6 +86,8 @@ interface Config {
   heavyIterations: number;
   layers: boolean;
   layerIterations: number;
+  arena: boolean;
+  arenaIterations: number;
   only: Set<string>;
   memorySamples: number;
   floorIterations: number;
@@ -105,6 +111,8 @@ function parse(argv: string[]): Config | null {
         'heavy-iterations': { type: 'string' },
         layers: { type: 'boolean' },
         'no-layers': { type: 'boolean' },
+        'heap-arena': { type: 'boolean' },
+        'no-heap-arena': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -130,6 +138,8 @@ function parse(argv: string[]): Config | null {
     heavy: values['no-preload-heavy'] ? false : true,
     layers: values['no-layers'] ? false : true,
     layerIterations: quick ? 20 : iterations,
+    arena: values['no-heap-arena'] ? false : true,
+    arenaIterations: quick ? 20 : Math.ceil(iterations / 2),
     heavyIterations: count('heavy-iterations', values['heavy-iterations'], null, quick ? 20 : iterations, 1),
     only,
     memorySamples: quick ? 1 : 3,
@@ -170,12 +180,6 @@ interface Row {
   cpu2?: { appMs: number; machineMs: number; jobs: number };
 }
 
-/** Busy CPU time of the whole machine so far, in ms (user, nice, system, irq, softirq of /proc/stat). */
-function machineBusyMs(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const tick = 100; // USER_HZ
-  return ((f[0] + f[1] + f[2] + f[5] + f[6]) / tick) * 1000;
-}
 
 const merge = (ms_: Measured[]): Measured => ({
   latencies: ms_.flatMap((m) => m.latencies),
@@ -497,6 +501,31 @@ export async function main(argv: string[]): Promise<number> {
           out(floorLine(f.small, '4 KiB pages (MADV_NOHUGEPAGE):'));
           out(floorLine(f.thp, 'transparent huge pages:'));
         }
+        out();
+      }
+
+      // ---- the heap arena ----
+      if (cfg.arena && cfg.only.has('nodespawner')) {
+        const sides = await heapArena(cfg.arenaIterations, Math.min(cfg.warmup, 10), cfg.heavy);
+        out(`the heap arena (spawner option heapArena): V8's heap pages in one range, collapsed into huge pages before serving, against`);
+        out(`  V8's own placement; the zygotes taking turns in 3 rounds: ${cfg.arenaIterations} jobs back to back and ${2 * cfg.arenaIterations} at concurrency 2 each`);
+        out(
+          indent(
+            table(
+              ['zygote', 'anon mappings', 'anon RSS', 'huge pages', 'p50 ms c=1', 'p99 ms c=1', 'mean ms c=1', 'jobs/s c=2', 'machine CPU/job'],
+              sides.map((s) => [
+                s.label, String(s.mappings), mib(s.anonymousBytes), s.heapArena ? mib(s.hugePageBytes) : '-', ms(s.c1.p50), ms(s.c1.p99), ms(s.c1.mean),
+                rate(s.perSec), `${ms(s.machineMsPerJob)} ms`,
+              ]),
+              [0],
+            ),
+          ),
+        );
+        for (let i = 0; i + 1 < sides.length; i += 2) {
+          const [on, off] = [sides[i], sides[i + 1]];
+          out(`  ${on.label.replace(/, arena on$/, '')}: arena on / off: jobs/s ${ratio(on.perSec / off.perSec)}, machine CPU per job ${ratio(on.machineMsPerJob / off.machineMsPerJob)}, p50 back to back ${ratio(on.c1.p50 / off.c1.p50)}`);
+        }
+        out(`  (anon mappings: the zygote's private writable anonymous mappings at ready, which a fork copies entry by entry; huge pages: collapsed before serving)`);
         out();
       }
 

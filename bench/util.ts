@@ -134,6 +134,13 @@ export async function closedLoop(run: RunOne, concurrency: number, total: number
 
 export const sleep = (msec: number) => new Promise((r) => setTimeout(r, msec));
 
+/** Busy CPU time of the whole machine so far, in ms (user, nice, system, irq, softirq of /proc/stat). */
+export function machineBusyMs(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const tick = 100; // USER_HZ
+  return ((f[0] + f[1] + f[2] + f[5] + f[6]) / tick) * 1000;
+}
+
 // ---- /proc ----
 
 export interface ProcInfo {
