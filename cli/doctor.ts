@@ -511,6 +511,22 @@ export async function main(argv: string[]): Promise<number> {
     });
   }
 
+  // --- heap arena ---------------------------------------------------------------------------------
+  if (sandbox?.info) {
+    const i = sandbox.info;
+    const huge = `${(i.hugePageBytes / 2 ** 20).toFixed(0)} MiB`;
+    add({
+      name: 'heap arena',
+      status: i.heapArena && i.hugePageBytes > 0 ? 'works' : 'note',
+      detail: !i.heapArena
+        ? `the zygote runs without its heap arena (${i.heapArenaNote ?? 'off'}): every fork copies V8's heap page by page`
+        : i.hugePageBytes > 0
+          ? `V8's heap is in one range, ${huge} of it in transparent huge pages: each fork copies far fewer page table entries`
+          : `V8's heap is in one range, without huge pages: ${i.heapArenaNote ?? 'no 2 MiB extent was resident enough'}`,
+      fix: i.heapArena && i.hugePageBytes > 0 ? undefined : 'Optional, for speed: transparent huge pages not set to never (/sys/kernel/mm/transparent_hugepage/enabled), Linux 6.1+ for MADV_COLLAPSE, and the package at a path without spaces or colons.',
+    });
+  }
+
   // --- cgroups ------------------------------------------------------------------------------------
   if (cgroups) {
     const needed = args.limits === 'cgroup';
@@ -564,8 +580,8 @@ export async function main(argv: string[]): Promise<number> {
       detail:
         mode === null
           ? 'not available on this kernel'
-          : `${mode} (${thp}). Forking copies the zygote's page tables, so a fork costs more the larger the zygote's resident memory; huge pages (mode always) make that cost far smaller for a large zygote, at the price of more memory per touched page. nodespawner works with any mode.`,
-      fix: mode === 'never' ? 'Optional, for large preloads: `echo always > /sys/kernel/mm/transparent_hugepage/enabled` and measure with `npx nodespawner bench`.' : undefined,
+          : `${mode} (${thp}). Forking copies the zygote's page tables, so a fork costs more the larger the zygote's resident memory. In modes always and madvise the zygote collapses its heap arena into huge pages itself (see heap arena above); never turns that off. nodespawner works with any mode.`,
+      fix: mode === 'never' ? 'Optional, for speed: `echo madvise > /sys/kernel/mm/transparent_hugepage/enabled` and measure with `npx nodespawner bench`.' : undefined,
     });
   }
 
