@@ -60,6 +60,8 @@ export interface NativeBinding {
   // zygote side
   zygoteInit(controlFd: number, appPid: number): number;
   recvRequest(fd: number): ReceivedMessage | null;
+  /** Whether a read on fd would not block now. */
+  readable(fd: number): boolean;
   forkJob(request: ForkJobRequest): { pid: number; errno?: number } | { child: true };
   listFds(): Array<[number, string]>;
   exit(code: number): never;

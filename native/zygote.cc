@@ -1,6 +1,7 @@
 // Zygote-side glue: the blocking control-socket read, the fork, and the child's exit.
 // Nothing here touches libuv handles: the zygote serves from a synchronous loop.
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -60,6 +61,17 @@ static Napi::Value RecvRequest(const Napi::CallbackInfo& info) {
   out.Set("truncated", Napi::Boolean::New(info.Env(), truncated));
   out.Set("receivedNs", Napi::BigInt::New(info.Env(), static_cast<int64_t>(MonotonicNs())));
   return out;
+}
+
+// readable(fd): whether a read on fd would not block now (a request is waiting, or EOF).
+static Napi::Value Readable(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !IsFd(info[0])) return Usage(info.Env(), "readable(fd: number): boolean");
+  struct pollfd p = {info[0].As<Napi::Number>().Int32Value(), POLLIN, 0};
+  int n;
+  do {
+    n = poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  return Napi::Boolean::New(info.Env(), n > 0);
 }
 
 static int Int(const Napi::Object& o, const char* key, bool* ok) {
@@ -252,6 +264,7 @@ void RegisterZygote(Napi::Env env, Napi::Object exports) {
   exports.Set("collapseHeapArena", Napi::Function::New(env, CollapseHeapArena));
   exports.Set("zygoteInit", Napi::Function::New(env, ZygoteInit));
   exports.Set("recvRequest", Napi::Function::New(env, RecvRequest));
+  exports.Set("readable", Napi::Function::New(env, Readable));
   exports.Set("forkJob", Napi::Function::New(env, ForkJobJs));
   exports.Set("listFds", Napi::Function::New(env, ListFds));
   exports.Set("exit", Napi::Function::New(env, Exit));
