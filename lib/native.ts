@@ -60,8 +60,8 @@ export interface NativeBinding {
   // zygote side
   zygoteInit(controlFd: number, appPid: number): number;
   recvRequest(fd: number): ReceivedMessage | null;
-  /** Whether a read on fd would not block now. */
-  readable(fd: number): boolean;
+  /** Whether a read on fd would not block, waiting up to timeoutMs (default 0) for it. */
+  readable(fd: number, timeoutMs?: number): boolean;
   forkJob(request: ForkJobRequest): { pid: number; errno?: number } | { child: true };
   listFds(): Array<[number, string]>;
   exit(code: number): never;
@@ -70,8 +70,8 @@ export interface NativeBinding {
   getppid(): number;
   /** The heap arena (native/arena.c) in this process, or null: it exists only in a zygote started with it. */
   heapArena(): { base: bigint; sizeBytes: number; takenBytes: number; freeRanges: number; fallbacks: number; lostBytes: number } | null;
-  /** Collapses the arena's 2 MiB extents with at least this percent of pages resident: bytes collapsed, or -errno. */
-  collapseHeapArena(minResidentPercent: number): number;
+  /** With the heap arena: collapses the anonymous 2 MiB extents with at least this percent of pages resident: bytes collapsed, or -errno. */
+  collapseHeap(minResidentPercent: number): number;
   RLIMIT: { CORE: number; DATA: number; NPROC: number; CPU: number; FSIZE: number };
   CLONE: { NEWUSER: number; NEWPID: number; NEWNS: number; NEWNET: number; NEWUTS: number; NEWIPC: number; NEWCGROUP: number };
 }

@@ -43,7 +43,7 @@ export interface ZygoteInfo {
   preloadedFiles: string[];
   /** V8's heap pages are in the zygote's heap arena (spawner option `heapArena`). */
   heapArena: boolean;
-  /** Bytes of the heap arena that the zygote collapsed into transparent huge pages before serving. */
+  /** Bytes of the zygote's heap (the arena, malloc's large allocations) collapsed into transparent huge pages before serving. */
   hugePageBytes: number;
   /** Why the heap arena or its huge pages are missing although `heapArena` is on; null otherwise. */
   heapArenaNote: string | null;

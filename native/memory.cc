@@ -65,7 +65,7 @@ bool GetArenaStats(ArenaStats* out) {
   return fn != nullptr && fn(out) == 1;
 }
 
-int64_t CollapseArena(int minResidentPercent) {
+int64_t CollapseHeap(int minResidentPercent) {
   ArenaStats arena;
   if (!GetArenaStats(&arena)) return -ENOENT;
   std::string maps;
@@ -78,7 +78,8 @@ int64_t CollapseArena(int minResidentPercent) {
   int lastError = 0;
   const char* p = maps.c_str();
   while (*p != '\0') {
-    // "start-end perms offset dev inode [path]": private, writable, anonymous (inode 0, no path).
+    // "start-end perms offset dev inode [path]": private, writable, anonymous (inode 0, no path):
+    // the arena's mappings, and malloc's large allocations (ArrayBuffer backing stores, say).
     char* end;
     uintptr_t start = strtoul(p, &end, 16);
     uintptr_t stop = *end == '-' ? strtoul(end + 1, &end, 16) : 0;
@@ -88,8 +89,7 @@ int64_t CollapseArena(int minResidentPercent) {
     bool parsed = sscanf(end, " %4s %*s %*s %lu%n", perms, &inode, &inodeEnd) == 2;
     const char* rest = end + inodeEnd;
     while (parsed && *rest == ' ') rest++;
-    if (parsed && inode == 0 && (*rest == '\n' || *rest == '\0') && perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' &&
-        start >= arena.base && stop <= arena.base + arena.size) {
+    if (parsed && inode == 0 && (*rest == '\n' || *rest == '\0') && perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p') {
       for (uintptr_t at = (start + kHuge - 1) & ~(kHuge - 1); at + kHuge <= stop; at += kHuge) {
         if (mincore(reinterpret_cast<void*>(at), kHuge, reinterpret_cast<unsigned char*>(&resident[0])) != 0) continue;
         size_t in = 0;

@@ -16,9 +16,11 @@ struct ArenaStats {
 };
 bool GetArenaStats(ArenaStats* out);
 
-// Collapses the arena's resident 2 MiB extents (at least minResidentPercent of their pages in
-// memory) into transparent huge pages, so that a fork copies one page table entry for each.
+// With the heap arena in this process: collapses the resident 2 MiB extents (at least
+// minResidentPercent of their pages in memory) of its private anonymous mappings into
+// transparent huge pages, so that a fork copies one page table entry for each. That is the arena
+// (V8's heap) and malloc's large allocations (ArrayBuffer backing stores, say).
 // Returns the bytes collapsed, or -errno: ENOENT without an arena, else why every attempt failed.
-int64_t CollapseArena(int minResidentPercent);
+int64_t CollapseHeap(int minResidentPercent);
 
 }  // namespace ns

@@ -63,13 +63,15 @@ static Napi::Value RecvRequest(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// readable(fd): whether a read on fd would not block now (a request is waiting, or EOF).
+// readable(fd, timeoutMs = 0): whether a read on fd would not block (a request is waiting, or
+// EOF), waiting up to timeoutMs for it.
 static Napi::Value Readable(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !IsFd(info[0])) return Usage(info.Env(), "readable(fd: number): boolean");
+  if (info.Length() < 1 || !IsFd(info[0])) return Usage(info.Env(), "readable(fd: number, timeoutMs?: number): boolean");
+  int timeout = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
   struct pollfd p = {info[0].As<Napi::Number>().Int32Value(), POLLIN, 0};
   int n;
   do {
-    n = poll(&p, 1, 0);
+    n = poll(&p, 1, timeout < 0 ? 0 : timeout);
   } while (n < 0 && errno == EINTR);
   return Napi::Boolean::New(info.Env(), n > 0);
 }
@@ -252,16 +254,16 @@ static Napi::Value HeapArena(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// collapseHeapArena(minResidentPercent): bytes of the arena collapsed into huge pages, or -errno.
-static Napi::Value CollapseHeapArena(const Napi::CallbackInfo& info) {
+// collapseHeap(minResidentPercent): bytes of the heap collapsed into huge pages, or -errno.
+static Napi::Value CollapseHeapJs(const Napi::CallbackInfo& info) {
   int percent = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 100;
   if (percent < 1 || percent > 100) percent = 100;
-  return Napi::Number::New(info.Env(), static_cast<double>(CollapseArena(percent)));
+  return Napi::Number::New(info.Env(), static_cast<double>(CollapseHeap(percent)));
 }
 
 void RegisterZygote(Napi::Env env, Napi::Object exports) {
   exports.Set("heapArena", Napi::Function::New(env, HeapArena));
-  exports.Set("collapseHeapArena", Napi::Function::New(env, CollapseHeapArena));
+  exports.Set("collapseHeap", Napi::Function::New(env, CollapseHeapJs));
   exports.Set("zygoteInit", Napi::Function::New(env, ZygoteInit));
   exports.Set("recvRequest", Napi::Function::New(env, RecvRequest));
   exports.Set("readable", Napi::Function::New(env, Readable));

@@ -131,7 +131,7 @@ struct Ready {
   8: required list<string> preloadedFiles
   /** V8's heap pages are in the heap arena (native/arena.c). */
   9: required bool heapArena
-  /** Bytes of the arena collapsed into transparent huge pages before serving. */
+  /** Bytes of the zygote's heap (the arena, malloc's large allocations) collapsed into transparent huge pages before serving. */
   10: required i64 hugePageBytes
   /** Why the arena or its huge pages are missing, when they are. */
   11: optional string heapArenaNote

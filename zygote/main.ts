@@ -255,9 +255,10 @@ interface HeapReport {
 }
 
 /**
- * Last before serving: the heap arena's resident 2 MiB extents become transparent huge pages, so
- * that each fork copies one page table entry for each instead of 512. Extents less than half
- * resident are left alone: a huge page would fill their holes with memory.
+ * Last before serving: the resident 2 MiB extents of the heap arena (V8's heap) and of malloc's
+ * large allocations (ArrayBuffer backing stores, say) become transparent huge pages, so that each
+ * fork copies one page table entry for each instead of 512. Extents less than half resident are
+ * left alone: a huge page would fill their holes with memory.
  */
 function collapseHeap(): HeapReport {
   if (!config.heapArena) return { heapArena: false, hugePageBytes: 0, heapArenaNote: null };
@@ -265,14 +266,13 @@ function collapseHeap(): HeapReport {
   if (native.heapArena() === null) {
     return { heapArena: false, hugePageBytes: 0, heapArenaNote: 'the heap arena was preloaded but is not active: the dynamic loader refused it (see the zygote\'s stderr) or its address space reservation failed' };
   }
-  const collapsed = native.collapseHeapArena(50);
+  const collapsed = native.collapseHeap(50);
   if (collapsed < 0) {
     const name = errnoNames[-collapsed] ?? `errno ${-collapsed}`;
     return { heapArena: true, hugePageBytes: 0, heapArenaNote: `no huge pages: madvise(MADV_COLLAPSE) failed with ${name} (transparent huge pages set to never, or a kernel older than 6.1)` };
   }
   return { heapArena: true, hugePageBytes: collapsed, heapArenaNote: null };
 }
-
 
 function threads(): number {
   const m = /^Threads:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
@@ -281,19 +281,21 @@ function threads(): number {
 
 /**
  * The zygote's own writes after a fork (its allocations, its GC) split the huge pages they touch,
- * since children share them: after a few hundred jobs none are left. So the arena is collapsed
- * again every so many forks, when no request waits (at the latest after a few hundred), which
- * costs a few ms of the zygote's time.
+ * since children share them: after a few hundred jobs none are left. So the heap is collapsed
+ * again, which costs a few ms of the zygote's time: after every 32 forks when no request waits,
+ * once the zygote has been idle for 100 ms, and at the latest after 256 forks.
  */
-const recollapse = { every: 32, latest: 256 };
+const recollapse = { every: 32, idleMs: 100, latest: 256 };
 let forksSinceCollapse = 0;
 
 function maintainHeap(report: HeapReport): void {
-  if (report.hugePageBytes === 0) return;
-  if (forksSinceCollapse < recollapse.every) return;
-  if (forksSinceCollapse < recollapse.latest && native.readable(control)) return;
+  if (report.hugePageBytes === 0 || forksSinceCollapse === 0) return;
+  if (forksSinceCollapse < recollapse.latest) {
+    const wait = forksSinceCollapse >= recollapse.every ? 0 : recollapse.idleMs;
+    if (native.readable(control, wait)) return;
+  }
   forksSinceCollapse = 0;
-  native.collapseHeapArena(50);
+  native.collapseHeap(50);
 }
 
 function serve(heap: HeapReport): void {
