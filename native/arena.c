@@ -5,13 +5,14 @@
 // mapping. V8 maps its heap in 256 KiB pages at random addresses: hundreds of small mappings
 // that no huge page can back. Packed into one range they merge into a few mappings, and the
 // zygote can collapse their resident 2 MiB extents into transparent huge pages before it serves
-// (ns_arena_collapse, called by the addon): a fork then copies one entry per 2 MiB instead of 512.
+// (CollapseHeap in memory.cc): a fork then copies one entry per 2 MiB instead of 512.
 //
 // What it takes: the mmap() calls that ask for private anonymous memory at a hint address,
 // without MAP_FIXED, between 64 KiB and 1 GiB. That is how V8 allocates its pages; glibc's own
 // mmap calls (malloc, thread stacks) do not go through this symbol and pass no hint. Everything
 // else, and everything once the arena is full, goes to the kernel unchanged. munmap() of an arena
-// range puts the reservation back and frees the range for reuse.
+// range puts the reservation back and frees the range for reuse; like the kernel's, it accepts a
+// range unmapped before or one that spans free space, and then frees only what was in use.
 //
 // The arena is inherited by every fork; a job's own new pages come from its copy of the arena.
 // Plain C, no allocation: it runs inside mmap().
@@ -109,27 +110,38 @@ static uintptr_t take(size_t len) {
   return 0;
 }
 
-// Back to the free list, merged with its neighbours. With the list full, the range stays reserved
-// but unused: address space lost, not memory.
+// Back to the free list, merged with its neighbours and with any free range it overlaps (a range
+// unmapped twice, or one that spans free space, must not be handed out twice). With the list
+// full, the range stays reserved but unused: address space lost, not memory.
 static void give(uintptr_t start, size_t len) {
   uintptr_t end = start + len;
-  int i = 0;
-  while (i < free_count && free_start[i] < start) i++;
-  taken_bytes -= len;
-  int joins_prev = i > 0 && free_end[i - 1] == start;
-  int joins_next = i < free_count && free_start[i] == end;
-  if (joins_prev && joins_next) {
-    free_end[i - 1] = free_end[i];
-    remove_free(i);
-  } else if (joins_prev) {
-    free_end[i - 1] = end;
-  } else if (joins_next) {
-    free_start[i] = start;
+  // The free ranges that overlap or touch [start, end): indexes first..last-1.
+  int first = 0;
+  while (first < free_count && free_end[first] < start) first++;
+  int last = first;
+  uintptr_t already = 0;  // bytes of [start, end) that were free
+  while (last < free_count && free_start[last] <= end) {
+    uintptr_t lo = free_start[last] > start ? free_start[last] : start;
+    uintptr_t hi = free_end[last] < end ? free_end[last] : end;
+    if (hi > lo) already += hi - lo;
+    last++;
+  }
+  taken_bytes -= len - already;
+  if (last > first) {
+    // Merge them all with the new range into the first.
+    if (free_start[first] < start) start = free_start[first];
+    if (free_end[last - 1] > end) end = free_end[last - 1];
+    free_start[first] = start;
+    free_end[first] = end;
+    int gone = last - first - 1;
+    memmove(&free_start[first + 1], &free_start[last], (size_t)(free_count - last) * sizeof free_start[0]);
+    memmove(&free_end[first + 1], &free_end[last], (size_t)(free_count - last) * sizeof free_end[0]);
+    free_count -= gone;
   } else if (free_count < MAX_FREE) {
-    memmove(&free_start[i + 1], &free_start[i], (size_t)(free_count - i) * sizeof free_start[0]);
-    memmove(&free_end[i + 1], &free_end[i], (size_t)(free_count - i) * sizeof free_end[0]);
-    free_start[i] = start;
-    free_end[i] = end;
+    memmove(&free_start[first + 1], &free_start[first], (size_t)(free_count - first) * sizeof free_start[0]);
+    memmove(&free_end[first + 1], &free_end[first], (size_t)(free_count - first) * sizeof free_end[0]);
+    free_start[first] = start;
+    free_end[first] = end;
     free_count++;
   } else {
     lost_bytes += len;
@@ -171,17 +183,27 @@ void* arena_mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t of
 
 int arena_munmap(void* addr, size_t len) {
   uintptr_t start = (uintptr_t)addr;
-  size_t rounded = (len + 4 * KiB - 1) & ~(4 * KiB - 1);
-  if (arena_base != 0 && (start & (4 * KiB - 1)) == 0 && rounded != 0 && start >= arena_base && start < arena_end &&
-      rounded <= arena_end - start) {
-    pthread_mutex_lock(&lock);
-    long r = sys_mmap(start, rounded, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-    if (!failed(r)) give(start, rounded);
-    pthread_mutex_unlock(&lock);
-    if (!failed(r)) return 0;
-    // Could not put the reservation back (say, the mapping limit): unmap it and lose the range.
+  uintptr_t end = start + ((len + 4 * KiB - 1) & ~(4 * KiB - 1));
+  if (arena_base == 0 || (start & (4 * KiB - 1)) != 0 || len == 0 || end < start || end <= arena_base || start >= arena_end) {
+    return (int)syscall(SYS_munmap, addr, len);  // not the arena's: -1 and errno on failure
   }
-  return (int)syscall(SYS_munmap, addr, len);  // -1 and errno on failure
+  // The part outside the arena, if any, is the kernel's; the part inside goes back to the arena.
+  uintptr_t lo = start > arena_base ? start : arena_base, hi = end < arena_end ? end : arena_end;
+  if (lo > start && syscall(SYS_munmap, start, lo - start) != 0) return -1;
+  if (end > hi && syscall(SYS_munmap, hi, end - hi) != 0) return -1;
+  pthread_mutex_lock(&lock);
+  long r = sys_mmap(lo, hi - lo, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+  if (!failed(r)) {
+    give(lo, hi - lo);
+  } else {
+    // Could not put the reservation back (the mapping limit, say). Unmapping would leave a hole
+    // that the kernel may fill with another mapping, which a later MAP_FIXED would clobber: keep
+    // the range mapped but drop its pages, and never hand it out again.
+    madvise((void*)lo, hi - lo, MADV_DONTNEED);
+    lost_bytes += hi - lo;
+  }
+  pthread_mutex_unlock(&lock);
+  return 0;
 }
 
 // For the addon (found with dlsym): where the arena is and how it is used. Returns 0 without one.

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
 import { zygotePreload } from '../lib/zygote-process.js';
-import { fixture, packageRoot, runProgram, skipBecause } from './helpers.js';
+import { fixture, packageRoot, runProgram, skipBecause, tempDir } from './helpers.js';
 
 const arenaLibrary = join(packageRoot, 'build', 'Release', 'nodespawner_arena.node');
 const addon = join(packageRoot, 'build', 'Release', 'nodespawner.node');
@@ -133,6 +133,20 @@ describe('the heap arena', function () {
     expect(out.after.lostBytes).to.equal(0);
     expect(out.arenaMappings, 'mappings inside the arena').to.be.below(100);
     expect(out.sums).to.deep.equal(Array.from({ length: 60 }, (_, r) => 8 * r + 28));
+  });
+
+  it('never hands a range out twice: trims, double and overlapping unmaps, forks while another thread maps (a C check)', async function () {
+    const dir = await tempDir();
+    try {
+      const binary = join(dir.path, 'arena-check');
+      const cc = await runProgram('cc', ['-O2', '-o', binary, fixture('arena-check.c'), '-ldl', '-lpthread'], { timeoutMs: 60_000 });
+      expect(cc.code, `cc failed: ${cc.output}`).to.equal(0);
+      const run = await runProgram(binary, [], { env: { LD_PRELOAD: arenaLibrary }, timeoutMs: 60_000 });
+      expect(run.code, run.output).to.equal(0);
+      expect(run.stdout).to.match(/^ok /);
+    } finally {
+      await dir.remove();
+    }
   });
 
   it('falls back to no arena, saying why, where LD_PRELOAD cannot carry its path or it is not built', function () {
