@@ -14,6 +14,8 @@
 // range puts the reservation back and frees the range for reuse; like the kernel's, it accepts a
 // range unmapped before or one that spans free space, and then frees only what was in use.
 //
+// It also drops MADV_DONTFORK (see arena_madvise), so that the zygote's forks need not undo it.
+//
 // The arena is inherited by every fork; a job's own new pages come from its copy of the arena.
 // Plain C, no allocation: it runs inside mmap().
 #ifndef _GNU_SOURCE
@@ -41,6 +43,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t free_start[MAX_FREE], free_end[MAX_FREE];
 static int free_count;
 static uint64_t taken_bytes, fallbacks, lost_bytes;
+static uint64_t dontfork_dropped;
 
 // syscall() returns -1 and sets errno on failure.
 static int failed(long r) { return r == -1; }
@@ -159,6 +162,7 @@ static int wanted(void* addr, size_t len, int flags, int fd) {
 void* arena_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) __asm__("mmap");
 void* arena_mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) __asm__("mmap64");
 int arena_munmap(void* addr, size_t len) __asm__("munmap");
+int arena_madvise(void* addr, size_t len, int advice) __asm__("madvise");
 
 void* arena_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   if (wanted(addr, len, flags, fd)) {
@@ -206,20 +210,37 @@ int arena_munmap(void* addr, size_t len) {
   return 0;
 }
 
-// For the addon (found with dlsym): where the arena is and how it is used. Returns 0 without one.
+// MADV_DONTFORK is dropped. Node marks V8's heap with it (for a fast fork and exec), and a forked
+// child would be left without the zygote's heap; the zygote used to undo it over its whole
+// address space before every fork. In the zygote's jobs the only effect is that a job's own fork
+// copies its whole address space, as it would on any other system.
+int arena_madvise(void* addr, size_t len, int advice) {
+  if (advice == MADV_DONTFORK) {
+    __atomic_add_fetch(&dontfork_dropped, 1, __ATOMIC_RELAXED);
+    return 0;
+  }
+  return (int)syscall(SYS_madvise, addr, len, advice);  // -1 and errno on failure
+}
+
+// For the addon (found with dlsym): where the arena is and how it is used. Writes at most `size`
+// bytes of the struct (callers built against a shorter one get its prefix). Returns 0 without an
+// arena.
 struct ns_arena_stats {
-  uint64_t base, size, taken_bytes, free_ranges, fallbacks, lost_bytes;
+  uint64_t base, size, taken_bytes, free_ranges, fallbacks, lost_bytes, dontfork_dropped;
 };
 
-__attribute__((visibility("default"))) int ns_arena_stats(struct ns_arena_stats* out) {
+__attribute__((visibility("default"))) int ns_arena_stats(void* out, size_t size) {
   if (arena_base == 0) return 0;
+  struct ns_arena_stats s;
   pthread_mutex_lock(&lock);
-  out->base = arena_base;
-  out->size = ARENA_SIZE;
-  out->taken_bytes = taken_bytes;
-  out->free_ranges = (uint64_t)free_count;
-  out->fallbacks = fallbacks;
-  out->lost_bytes = lost_bytes;
+  s.base = arena_base;
+  s.size = ARENA_SIZE;
+  s.taken_bytes = taken_bytes;
+  s.free_ranges = (uint64_t)free_count;
+  s.fallbacks = fallbacks;
+  s.lost_bytes = lost_bytes;
   pthread_mutex_unlock(&lock);
+  s.dontfork_dropped = __atomic_load_n(&dontfork_dropped, __ATOMIC_RELAXED);
+  memcpy(out, &s, size < sizeof s ? size : sizeof s);
   return 1;
 }

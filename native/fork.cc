@@ -222,7 +222,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
 }
 
 ForkOutcome ForkJob(const ForkRequest& r) {
-  MarkAddressSpaceDoFork();
+  if (NeedsDoForkMarks()) MarkAddressSpaceDoFork();
   static std::vector<FdIdentity> zygoteFds;  // read by the child, which copies nothing
   zygoteFds = OpenFdIdentities();
   pid_t zygote = getpid();

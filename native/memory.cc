@@ -58,11 +58,40 @@ int MarkAddressSpaceDoFork() {
 
 
 // The heap arena (native/arena.c) when the zygote was started with it preloaded.
-using ArenaStatsFn = int (*)(ArenaStats*);
+using ArenaStatsFn = int (*)(void*, size_t);
 
 bool GetArenaStats(ArenaStats* out) {
-  auto fn = reinterpret_cast<ArenaStatsFn>(dlsym(RTLD_DEFAULT, "ns_arena_stats"));
-  return fn != nullptr && fn(out) == 1;
+  static auto fn = reinterpret_cast<ArenaStatsFn>(dlsym(RTLD_DEFAULT, "ns_arena_stats"));
+  return fn != nullptr && fn(out, sizeof *out) == 1;
+}
+
+static bool doForkMarksNeeded = true;
+
+bool NeedsDoForkMarks() { return doForkMarksNeeded; }
+
+int SkipDoForkMarksIfClean() {
+  ArenaStats arena;
+  if (!GetArenaStats(&arena)) return -ENOENT;
+  int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  std::string smaps;
+  char chunk[65536];
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    smaps.append(chunk, static_cast<size_t>(n));
+  }
+  close(fd);
+  // "VmFlags: rd wr mr mw me dc ac": "dc" is VM_DONTCOPY, what MADV_DONTFORK sets.
+  int marked = 0;
+  for (size_t at = smaps.find("VmFlags:"); at != std::string::npos; at = smaps.find("VmFlags:", at + 1)) {
+    size_t end = smaps.find('\n', at);
+    std::string flags = " " + smaps.substr(at + 8, end == std::string::npos ? std::string::npos : end - at - 8) + " ";
+    if (flags.find(" dc ") != std::string::npos) marked++;
+  }
+  if (marked == 0) doForkMarksNeeded = false;
+  return marked;
 }
 
 int64_t CollapseHeap(int minResidentPercent) {

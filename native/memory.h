@@ -10,9 +10,17 @@ namespace ns {
 // Returns the number of mappings visited, or -errno if /proc/self/maps could not be read.
 int MarkAddressSpaceDoFork();
 
+// Whether MarkAddressSpaceDoFork() is needed before a fork: yes until SkipDoForkMarksIfClean()
+// found the heap arena in this process (it drops MADV_DONTFORK) and no mapping marked.
+bool NeedsDoForkMarks();
+
+// With the heap arena: counts the mappings marked MADV_DONTFORK now (/proc/self/smaps), and if
+// there are none, stops NeedsDoForkMarks(). Returns that count, or -errno (ENOENT: no arena).
+int SkipDoForkMarksIfClean();
+
 // The zygote's heap arena (native/arena.c, preloaded into the zygote): false without one.
 struct ArenaStats {
-  uint64_t base, size, takenBytes, freeRanges, fallbacks, lostBytes;
+  uint64_t base, size, takenBytes, freeRanges, fallbacks, lostBytes, dontforkDropped;
 };
 bool GetArenaStats(ArenaStats* out);
 

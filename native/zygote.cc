@@ -251,7 +251,14 @@ static Napi::Value HeapArena(const Napi::CallbackInfo& info) {
   out.Set("freeRanges", static_cast<double>(a.freeRanges));
   out.Set("fallbacks", static_cast<double>(a.fallbacks));
   out.Set("lostBytes", static_cast<double>(a.lostBytes));
+  out.Set("dontforkDropped", static_cast<double>(a.dontforkDropped));
   return out;
+}
+
+// skipForkMarksIfClean(): with the heap arena and no mapping marked MADV_DONTFORK, forks stop
+// undoing that mark over the whole address space first. The count of marked mappings, or -errno.
+static Napi::Value SkipForkMarksIfClean(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), SkipDoForkMarksIfClean());
 }
 
 // collapseHeap(minResidentPercent): bytes of the heap collapsed into huge pages, or -errno.
@@ -263,6 +270,7 @@ static Napi::Value CollapseHeapJs(const Napi::CallbackInfo& info) {
 
 void RegisterZygote(Napi::Env env, Napi::Object exports) {
   exports.Set("heapArena", Napi::Function::New(env, HeapArena));
+  exports.Set("skipForkMarksIfClean", Napi::Function::New(env, SkipForkMarksIfClean));
   exports.Set("collapseHeap", Napi::Function::New(env, CollapseHeapJs));
   exports.Set("zygoteInit", Napi::Function::New(env, ZygoteInit));
   exports.Set("recvRequest", Napi::Function::New(env, RecvRequest));

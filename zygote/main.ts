@@ -266,6 +266,10 @@ function collapseHeap(): HeapReport {
   if (native.heapArena() === null) {
     return { heapArena: false, hugePageBytes: 0, heapArenaNote: 'the heap arena was preloaded but is not active: the dynamic loader refused it (see the zygote\'s stderr) or its address space reservation failed' };
   }
+  // The arena drops MADV_DONTFORK, with which Node marks V8's heap. Unless something else marked a
+  // mapping, forks need not undo the mark over the whole address space first (the self-test
+  // forks without it).
+  native.skipForkMarksIfClean();
   const collapsed = native.collapseHeap(50);
   if (collapsed < 0) {
     const name = errnoNames[-collapsed] ?? `errno ${-collapsed}`;
