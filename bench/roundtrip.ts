@@ -73,7 +73,7 @@ const usage = `usage: nodespawner bench [options]      (npm run bench -- [option
   --no-layers           skip the cost of each sandbox layer (--layers, on by default; --iterations
                         jobs per variant, --quick 20)
   --no-heap-arena       skip the heap arena on against off (--heap-arena, on by default; half of
-                        --iterations at concurrency 1 and as many at concurrency 2, --quick 20)
+                        --iterations back to back and twice that at concurrency 2, --quick 20)
   -h, --help`;
 
 class UsageError extends Error {}
