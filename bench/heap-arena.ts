@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { openSpawner } from './contenders/nodespawner.js';
 import type { NodespawnerInstance } from './contenders/nodespawner.js';
-import { closedLoop, fixture, machineBusyMs, progress, sequential, summarize } from './util.js';
+import { closedLoop, fixture, machineBusyMs, procKb, progress, sequential, summarize } from './util.js';
 import type { Summary } from './util.js';
 
 export interface ArenaSide {
@@ -27,9 +27,7 @@ function zygoteMaps(pid: number): { mappings: number; anonymousBytes: number } {
     const [, perms, , , inode, name] = line.split(/\s+/);
     return perms.startsWith('rw') && perms.endsWith('p') && inode === '0' && !name;
   });
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/^RssAnon:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-  return { mappings: anon.length, anonymousBytes: kb * 1024 };
+  return { mappings: anon.length, anonymousBytes: procKb(`/proc/${pid}/status`).RssAnon ?? 0 };
 }
 
 export async function heapArena(iterations: number, warmup: number, heavy: boolean): Promise<ArenaSide[]> {
