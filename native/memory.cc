@@ -17,17 +17,17 @@
 
 namespace ns {
 
-// Reads /proc/self/maps into `maps`; false if it cannot be opened.
-static bool ReadMaps(std::string* maps) {
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+// Reads a /proc file whole into `out`; false (errno set) if it cannot be opened.
+static bool ReadProcFile(const char* path, std::string* out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  maps->clear();
+  out->clear();
   char chunk[16384];
   for (;;) {
     ssize_t n = read(fd, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    maps->append(chunk, static_cast<size_t>(n));
+    out->append(chunk, static_cast<size_t>(n));
   }
   close(fd);
   return true;
@@ -36,7 +36,7 @@ static bool ReadMaps(std::string* maps) {
 int MarkAddressSpaceDoFork() {
   // Runs in the zygote before fork(), where allocation is fine.
   static std::string maps;  // reused: the zygote's only thread that forks is the main one
-  if (!ReadMaps(&maps)) return -errno;
+  if (!ReadProcFile("/proc/self/maps", &maps)) return -errno;
   int count = 0;
   const char* p = maps.c_str();
   while (*p != '\0') {
@@ -56,7 +56,6 @@ int MarkAddressSpaceDoFork() {
   return count;
 }
 
-
 // The heap arena (native/arena.c) when the zygote was started with it preloaded.
 using ArenaStatsFn = int (*)(void*, size_t);
 
@@ -72,17 +71,8 @@ bool NeedsDoForkMarks() { return doForkMarksNeeded; }
 int SkipDoForkMarksIfClean() {
   ArenaStats arena;
   if (!GetArenaStats(&arena)) return -ENOENT;
-  int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
   std::string smaps;
-  char chunk[65536];
-  for (;;) {
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    smaps.append(chunk, static_cast<size_t>(n));
-  }
-  close(fd);
+  if (!ReadProcFile("/proc/self/smaps", &smaps)) return -errno;
   // "VmFlags: rd wr mr mw me dc ac": "dc" is VM_DONTCOPY, what MADV_DONTFORK sets.
   int marked = 0;
   for (size_t at = smaps.find("VmFlags:"); at != std::string::npos; at = smaps.find("VmFlags:", at + 1)) {
@@ -98,7 +88,7 @@ int64_t CollapseHeap(int minResidentPercent) {
   ArenaStats arena;
   if (!GetArenaStats(&arena)) return -ENOENT;
   std::string maps;
-  if (!ReadMaps(&maps)) return -errno;
+  if (!ReadProcFile("/proc/self/maps", &maps)) return -errno;
   constexpr uintptr_t kHuge = 2u << 20;
   const long page = sysconf(_SC_PAGESIZE);
   const size_t pages = kHuge / static_cast<size_t>(page);
