@@ -101,8 +101,9 @@ export interface SpawnerOptions {
   /**
    * Start the zygote with its heap arena (native/arena.c, through LD_PRELOAD): V8's heap pages in
    * one contiguous range, whose resident parts (and those of malloc's large allocations) become
-   * transparent huge pages before the zygote serves. Every job forks the zygote, and this makes each fork copy far fewer page table entries
-   * (docs/performance.md). Off, V8 maps its pages where it likes. Jobs behave the same either way.
+   * transparent huge pages before the zygote serves. Every job forks the zygote, and this makes
+   * each fork copy far fewer page table entries (docs/performance.md). Off, V8 maps its pages
+   * where it likes. Jobs behave the same either way.
    * @default true
    */
   heapArena?: boolean;

@@ -245,7 +245,7 @@ function prepareHeap(): HeapReport {
   warmValueCoding(10);
   gc({ type: 'minor' });
   gc({ type: 'minor' });
-  return collapseHeap();
+  return prepareArena();
 }
 
 interface HeapReport {
@@ -255,12 +255,13 @@ interface HeapReport {
 }
 
 /**
- * Last before serving: the resident 2 MiB extents of the heap arena (V8's heap) and of malloc's
+ * Last before serving, with the heap arena: forks stop undoing MADV_DONTFORK where nothing carries
+ * it, and the resident 2 MiB extents of the arena (V8's heap) and of malloc's
  * large allocations (ArrayBuffer backing stores, say) become transparent huge pages, so that each
  * fork copies one page table entry for each instead of 512. Extents less than half resident are
  * left alone: a huge page would fill their holes with memory.
  */
-function collapseHeap(): HeapReport {
+function prepareArena(): HeapReport {
   if (!config.heapArena) return { heapArena: false, hugePageBytes: 0, heapArenaNote: null };
   if (config.heapArenaNote) return { heapArena: false, hugePageBytes: 0, heapArenaNote: config.heapArenaNote };
   if (native.heapArena() === null) {
