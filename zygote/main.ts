@@ -256,10 +256,10 @@ interface HeapReport {
 
 /**
  * Last before serving, with the heap arena: forks stop undoing MADV_DONTFORK where nothing carries
- * it, and the resident 2 MiB extents of the arena (V8's heap) and of malloc's
- * large allocations (ArrayBuffer backing stores, say) become transparent huge pages, so that each
- * fork copies one page table entry for each instead of 512. Extents less than half resident are
- * left alone: a huge page would fill their holes with memory.
+ * it, and the resident 2 MiB extents of the arena (V8's heap) and of malloc's large allocations
+ * (ArrayBuffer backing stores, say) become transparent huge pages, so that each fork copies one
+ * page table entry for each instead of 512. Extents less than half resident are left alone: a
+ * huge page would fill their holes with memory.
  */
 function prepareArena(): HeapReport {
   if (!config.heapArena) return { heapArena: false, hugePageBytes: 0, heapArenaNote: null };
