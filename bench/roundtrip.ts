@@ -8,7 +8,7 @@
 //   npm run bench                      (= node dist/cli/main.js bench; also `npx nodespawner bench`)
 //   npm run bench -- --quick
 //   npm run bench -- --iterations 500 --cold-iterations 50 --warmup 50
-import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
