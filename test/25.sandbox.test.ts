@@ -2,7 +2,7 @@
 // root holds, and a failing setup step that rejects one run while the zygote keeps serving.
 import { expect } from 'chai';
 import fs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Spawner, SandboxSetupError } from '../lib/index.js';
 import { expectCode, fixture } from './helpers.js';
@@ -19,6 +19,9 @@ describe('sandbox: the job root and its options', function () {
   let ro: string;
   let rw: string;
   let doomed: string;
+  let pkg: string;
+  let lone: string;
+  const looseJob = join(tmpdir(), `nodespawner-loose-job-${process.pid}.mjs`);
 
   before(async function () {
     ro = await makeTempDir('nodespawner-ro-');
@@ -27,12 +30,23 @@ describe('sandbox: the job root and its options', function () {
     fs.writeFileSync(join(ro, 'data.txt'), 'read me');
     fs.chmodSync(join(ro, 'data.txt'), 0o644);
     fs.chmodSync(rw, 0o777);
-    spawner = await Spawner.start({ sandbox: { readOnlyPaths: [ro, doomed], writablePaths: [rw] } });
+    // A job module straight in /tmp, one whose package.json is a directory above it, and a
+    // readOnlyPaths entry that is a file: each is bound as a file.
+    const job = "import fs from 'node:fs';\nexport default (file) => ({ answer: 42, file: file ? fs.readFileSync(file, 'utf8') : null });\n";
+    fs.writeFileSync(looseJob, job, { mode: 0o644 });
+    pkg = await makeTempDir('nodespawner-pkg-');
+    fs.writeFileSync(join(pkg, 'package.json'), '{ "type": "module" }\n', { mode: 0o644 });
+    fs.mkdirSync(join(pkg, 'src'), { mode: 0o755 });
+    fs.writeFileSync(join(pkg, 'src', 'job.js'), job, { mode: 0o644 });
+    lone = join(await makeTempDir('nodespawner-lone-'), 'lone.txt');
+    fs.writeFileSync(lone, 'only me', { mode: 0o644 });
+    fs.writeFileSync(join(dirname(lone), 'other.txt'), 'not me', { mode: 0o644 });
+    spawner = await Spawner.start({ sandbox: { readOnlyPaths: [ro, doomed, lone], writablePaths: [rw] } });
   });
 
   after(async function () {
     await spawner?.close();
-    for (const d of [ro, rw, doomed]) fs.rmSync(d, { recursive: true, force: true });
+    for (const d of [ro, rw, doomed, pkg, dirname(lone), looseJob]) fs.rmSync(d, { recursive: true, force: true });
   });
 
   it('shows the job a root that holds only what it needs', async function () {
@@ -53,6 +67,18 @@ describe('sandbox: the job root and its options', function () {
     expect(v.write[join(ro, 'new.txt')]).to.equal('ERR EROFS');
     expect(v.write[join(rw, 'out.txt')]).to.equal('ok');
     expect(fs.readFileSync(join(rw, 'out.txt'), 'utf8')).to.equal('written');
+  });
+
+  it('binds single files: a job module in /tmp, a package.json above the job, a file in readOnlyPaths', async function () {
+    const loose = await spawner.run(looseJob, lone);
+    expect(loose.value).to.deep.equal({ answer: 42, file: 'only me' });
+    // package.json says "type": "module": the .js module is linked as ESM
+    const packaged = await spawner.run(join(pkg, 'src', 'job.js'), null);
+    expect(packaged.value).to.deep.equal({ answer: 42, file: null });
+    const r = await spawner.run(fixture('paths.mjs'), { read: [join(dirname(lone), 'other.txt')], list: [dirname(lone)] });
+    const v = r.value as { read: Record<string, string>; list: Record<string, string[] | string> };
+    expect(v.read[join(dirname(lone), 'other.txt')]).to.match(/^ERR /);
+    expect(v.list[dirname(lone)]).to.deep.equal(['lone.txt']);
   });
 
   it('rejects sandbox paths that are relative or missing when the spawner starts', async function () {
