@@ -83,6 +83,21 @@ describe('preforked children', function () {
       expect(phases.specializeMs.max).to.be.greaterThan(0);
     });
 
+    it("starts children with the runner's result encoding compiled: a table result compiles and deoptimizes nothing", async function () {
+      // The zygote's last full GC discards optimized code of the warm-up; unless the zygote encodes
+      // a table again after it, every child compiles part of the Arrow writer for its result.
+      const traced = (r: RunResult) => r.stdout.split('\n').filter((l) => /^\[(compiling method|bailout)/.test(l));
+      const control = await spawner.run(fixture('traced-table.mjs'), { rows: 10, control: true });
+      expect(traced(control).join('\n'), 'the trace works in a child').to.match(/compiling method .*square/);
+      for (const args of [{ rows: 1000 }, { rows: 3 }, { rows: 50, labels: true }]) {
+        for (let i = 0; i < 3; i++) {
+          const r = await spawner.run(fixture('traced-table.mjs'), args);
+          expect(r.table!.numRows).to.equal(args.rows);
+          expect(traced(r), `${JSON.stringify(args)}, run ${i} (preforked: ${r.preforked})`).to.deep.equal([]);
+        }
+      }
+    });
+
     it('keeps separate children for other limits: a run with another memoryLimit is forked', async function () {
       await spawner.run(fixture('token.mjs'), {});
       await waitFor('preforked children', () => spawner.stats().preforked.waiting >= 2);

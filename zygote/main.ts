@@ -16,7 +16,7 @@ import type { RunRequest } from '../lib/wire.js';
 import { Linker } from './linker.js';
 import { SandboxSetupError, errnoNames } from '../lib/errors.js';
 import { runChild } from './child.js';
-import { warmUp, warmValueCoding } from './warmup.js';
+import { resultRehearsal, warmUp, warmValueCoding } from './warmup.js';
 import { installInZygote } from './hygiene.js';
 
 export interface ZygoteConfig {
@@ -232,7 +232,9 @@ function preForkChecks(): void {
  *    unoptimized after it). Every child then compiled those paths itself, synchronously (the zygote
  *    is --single-threaded), in its run: a 20 KB result value took 15 ms in a child. So the value
  *    coding is warmed again. Not apache-arrow's table code: optimized for the warm-up's tables, it
- *    deoptimized and was compiled again in children whose tables differ (measured: slower).
+ *    deoptimized and was compiled again in children whose tables differ (measured: slower). Only
+ *    the runner's own encoding of a result table runs again, twice, on a tiny table: the GC also
+ *    freed the writer's maps, and every child recompiled part of it (resultRehearsal).
  * 3. Two scavenges, so that the children start with an empty young generation.
  * gc() stays off the jobs' global. V8's low-memory notification, which would release a further
  * ~15 MiB, is not used: it leaves the heap in a state in which a child's next full GC posts work to
@@ -241,7 +243,9 @@ function preForkChecks(): void {
 function prepareHeap(): HeapReport {
   v8.setFlagsFromString('--expose-gc');
   const gc = vm.runInNewContext('gc') as (options?: { type: 'minor' | 'major' }) => void;
+  const rehearseResult = resultRehearsal();
   gc();
+  rehearseResult();
   warmValueCoding(10);
   gc({ type: 'minor' });
   gc({ type: 'minor' });

@@ -48,3 +48,20 @@ export function warmValueCoding(rounds: number): void {
     encode(T.JobError, { name: 'Error', message: 'warm', stack: 'Error: warm', code: null });
   }
 }
+
+/**
+ * The runner's result path again after the zygote's last full GC, on a table of 2 rows with the
+ * warm-up's column kinds. The table is built now, before that GC, and kept alive by the returned
+ * function, which encodes it twice. The GC frees the maps that only the warm-up's dead objects used
+ * and discards the optimized code that embedded them: without this, every child compiled
+ * flatbuffers' `writeInt16` again, synchronously, in the encoding of its result, and deoptimized it
+ * at once ("insufficient type feedback"). Twice, because after one or three encodings a small
+ * function of the writer (`capacity`, `offset`) sits at its tier-up point and every child compiles
+ * it instead (test/22.prefork traces the child's compiles).
+ */
+export function resultRehearsal(): () => void {
+  const table = tableFromArrays({ id: Int32Array.of(1, 2), value: Float64Array.of(0.5, 1.5), label: ['a', 'b'] });
+  return () => {
+    for (let i = 0; i < 2; i++) tableToIPC(table, 'stream');
+  };
+}
