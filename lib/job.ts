@@ -1,5 +1,4 @@
 // One job on the app side: its fds, what the child sends back (bounded), and the outcome.
-import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { RecordBatchReader, Table, tableToIPC } from 'apache-arrow';
 import { native } from './native.js';
@@ -143,7 +142,8 @@ export class Job {
   private readonly result: Capture;
   private resultOverflow = false;
   private watcher: MessageWatcher | undefined;
-  private streams: net.Socket[] = [];
+  /** Readers of the stdout, stderr and result pipes. */
+  private streams: MessageWatcher[] = [];
   private openStreams = 0;
   private pidfd = -1;
   private started: JobEvent['started'] = null;
@@ -167,7 +167,7 @@ export class Job {
 
   /** Arrow IPC bytes of a streamed result, as they arrive (stream() only). */
   readonly arrow: ByteQueue | null;
-  private resultSocket: net.Socket | null = null;
+  private resultReader: MessageWatcher | null = null;
   private resultBytes = 0;
   private resultTag = -1;
   private deframer: Deframer | null = null;
@@ -189,7 +189,7 @@ export class Job {
 
   constructor(private readonly c: JobChannel) {
     this.preforked = c.payload === undefined;
-    this.arrow = c.streaming ? new ByteQueue(() => this.resultSocket?.pause(), () => this.resultSocket?.resume()) : null;
+    this.arrow = c.streaming ? new ByteQueue(() => this.resultReader?.pause(), () => this.resultReader?.resume()) : null;
     this.out = new Capture(c.options.maxStdout, 'stdout');
     this.err = new Capture(c.options.maxStderr, 'stderr');
     this.result = new Capture(c.options.maxResultBytes + 1, 'result');
@@ -255,7 +255,7 @@ export class Job {
     };
     this.readStream(outR, overflowing(this.out, 'stdout', this.c.options.maxStdout));
     this.readStream(errR, overflowing(this.err, 'stderr', this.c.options.maxStderr));
-    this.resultSocket = this.readStream(resR, (b) => this.onResult(b));
+    this.resultReader = this.readStream(resR, (b) => this.onResult(b));
     // A preforked child gets the run's timeout once assigned; until then it has as long to get ready.
     this.armTimeout();
     // Until a run is assigned, a preforked child does not keep the app alive (as the zygote does not).
@@ -356,17 +356,20 @@ export class Job {
     }
   }
 
-  private readStream(fd: number, onData: (b: Buffer) => void): net.Socket {
-    const s = new net.Socket({ fd, readable: true, writable: false });
+  /** Reads a pipe until EOF (or a read error, taken as its end); owns fd. */
+  private readStream(fd: number, onData: (b: Buffer) => void): MessageWatcher {
+    const reader = new native.MessageWatcher(
+      fd,
+      (data) => {
+        if (data !== null) return onData(data);
+        this.openStreams--;
+        this.maybeFinish();
+      },
+      true,
+    );
     this.openStreams++;
-    this.streams.push(s);
-    s.on('data', onData);
-    s.on('error', () => s.destroy());
-    s.on('close', () => {
-      this.openStreams--;
-      this.maybeFinish();
-    });
-    return s;
+    this.streams.push(reader);
+    return reader;
   }
 
   private onStatus(data: Buffer | null, fds: number[]): void {
@@ -401,6 +404,7 @@ export class Job {
   detach(): void {
     this.watcher?.close();
     this.watcher = undefined;
+    for (const s of this.streams) s.close();
     this.closeWork();
   }
 
@@ -431,7 +435,7 @@ export class Job {
       this.closeStatus();
     }
     this.closeWork();
-    for (const s of this.streams) s.destroy();
+    for (const s of this.streams) s.close();
     if (this.head !== null && this.head.length > 0) this.result.push(this.head); // a cut-off Timings frame
     if (this.pidfd >= 0) native.close(this.pidfd);
     this.pidfd = -1;

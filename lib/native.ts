@@ -44,6 +44,9 @@ export interface MessageWatcher {
   unref(): void;
   /** Undoes unref(). */
   ref(): void;
+  /** No callback until resume(); what arrives meanwhile waits in the kernel (backpressure). */
+  pause(): void;
+  resume(): void;
 }
 
 export interface NativeBinding {
@@ -56,7 +59,11 @@ export interface NativeBinding {
   close(fd: number): void;
   inheritableFds(): number[];
   pidfdSendSignal(pidfd: number, signal: number): boolean;
-  MessageWatcher: new (fd: number, onMessage: (data: Buffer | null, fds: number[]) => void) => MessageWatcher;
+  /**
+   * Watches a SOCK_SEQPACKET socket (a callback per datagram with its fds), or with `bytes` a pipe
+   * (a callback per read); owns fd. The callback gets null once, at EOF or an error.
+   */
+  MessageWatcher: new (fd: number, onMessage: (data: Buffer | null, fds: number[]) => void, bytes?: boolean) => MessageWatcher;
   // zygote side
   zygoteInit(controlFd: number, appPid: number): number;
   recvRequest(fd: number): ReceivedMessage | null;

@@ -128,22 +128,33 @@ static Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info) {
   return ErrnoError(info.Env(), "pidfd_send_signal", errno);
 }
 
-// MessageWatcher(fd, onMessage): owns fd. onMessage(data: Buffer, fds: number[]) per datagram;
-// onMessage(null, []) once at EOF or error, after which the watcher is closed.
+// MessageWatcher(fd, onMessage[, bytes]): owns fd. onMessage(data: Buffer, fds: number[]) per
+// datagram of a SOCK_SEQPACKET socket, or with `bytes`, per read() of a pipe (fds always empty; the
+// fd is made non-blocking); onMessage(null, []) once at EOF or error, after which the watcher is
+// closed. pause() and resume() stop and restart reading (a reader's backpressure).
 class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "MessageWatcher",
                        {InstanceMethod("close", &MessageWatcher::CloseJs), InstanceMethod("unref", &MessageWatcher::UnrefJs),
-                        InstanceMethod("ref", &MessageWatcher::RefJs)});
+                        InstanceMethod("ref", &MessageWatcher::RefJs), InstanceMethod("pause", &MessageWatcher::PauseJs),
+                        InstanceMethod("resume", &MessageWatcher::ResumeJs)});
   }
 
   explicit MessageWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MessageWatcher>(info) {
-    if (info.Length() < 2 || !IsFd(info[0]) || !info[1].IsFunction()) {
-      Usage(info.Env(), "new MessageWatcher(fd: number, onMessage: (data: Buffer | null, fds: number[]) => void)");
+    if (info.Length() < 2 || !IsFd(info[0]) || !info[1].IsFunction() || (info.Length() > 2 && !info[2].IsBoolean())) {
+      Usage(info.Env(), "new MessageWatcher(fd: number, onMessage: (data: Buffer | null, fds: number[]) => void, bytes?: boolean)");
       return;
     }
     fd_ = info[0].As<Napi::Number>().Int32Value();
+    bytes_ = info.Length() > 2 && info[2].As<Napi::Boolean>().Value();
+    if (bytes_) {
+      int flags = fcntl(fd_, F_GETFL);
+      if (flags < 0 || fcntl(fd_, F_SETFL, flags | O_NONBLOCK) != 0) {
+        ErrnoError(info.Env(), "fcntl(O_NONBLOCK)", errno);
+        return;
+      }
+    }
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
     context_ = new Napi::AsyncContext(info.Env(), "nodespawner.MessageWatcher");
     uv_loop_t* loop = nullptr;
@@ -174,7 +185,19 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     std::vector<uint8_t> buf(kMaxMessage);
-    for (int i = 0; i < 64 && poll_ != nullptr; i++) {
+    for (int i = 0; i < 64 && poll_ != nullptr && !paused_; i++) {
+      if (bytes_) {
+        ssize_t n = read(fd_, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0) {
+          Deliver(env, nullptr, 0, nullptr, 0);
+          Stop();
+          return;
+        }
+        Deliver(env, buf.data(), static_cast<size_t>(n), nullptr, 0);
+        continue;
+      }
       int fds[kMaxMessageFds];
       int nfds = 0;
       bool truncated = false;
@@ -244,7 +267,25 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
     return info.Env().Undefined();
   }
 
+  // pause(): no onMessage until resume(); what arrives meanwhile waits in the kernel.
+  Napi::Value PauseJs(const Napi::CallbackInfo& info) {
+    if (poll_ != nullptr && !paused_) uv_poll_stop(poll_);
+    paused_ = true;
+    return info.Env().Undefined();
+  }
+
+  Napi::Value ResumeJs(const Napi::CallbackInfo& info) {
+    if (poll_ != nullptr && paused_) {
+      int r = uv_poll_start(poll_, UV_READABLE | UV_DISCONNECT, &MessageWatcher::OnPoll);
+      if (r != 0) Napi::Error::New(info.Env(), std::string("uv_poll_start: ") + uv_strerror(r)).ThrowAsJavaScriptException();
+    }
+    paused_ = false;
+    return info.Env().Undefined();
+  }
+
   static constexpr size_t kMaxMessage = 65536;
+  bool bytes_ = false;
+  bool paused_ = false;
   int fd_ = -1;
   uv_poll_t* poll_ = nullptr;
   Napi::FunctionReference callback_;
