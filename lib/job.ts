@@ -153,6 +153,8 @@ export class Job {
   private killReason: NodespawnerError | null = null;
   private timer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
+  /** Bounds the wait for the intermediate's EOF after the run settled (see finish()). */
+  private releaseTimer: NodeJS.Timeout | undefined;
   private sentAt = 0n;
   private done = false;
   private resolve!: (r: RunResult) => void;
@@ -414,6 +416,8 @@ export class Job {
   }
 
   private closeStatus(): void {
+    // Cleared at once: it would keep this job, its output and result bytes alive for 5 s.
+    clearTimeout(this.releaseTimer);
     this.watcher?.close();
     this.watcher = undefined;
     this.release();
@@ -430,7 +434,7 @@ export class Job {
     clearTimeout(this.graceTimer);
     if (this.exited && !this.statusClosed && this.watcher) {
       // The intermediate removes the cgroups, then exits: released at its EOF (bounded).
-      setTimeout(() => this.closeStatus(), 5_000).unref();
+      this.releaseTimer = setTimeout(() => this.closeStatus(), 5_000).unref();
     } else {
       this.closeStatus();
     }
