@@ -54,14 +54,15 @@ export class Linker {
     for (const name of names) await this.ready(await this.resolve(`node:${name}`, 'file:///'));
   }
 
-  /** Compiles, links and runs a module from source without caching it (zygote warm-up). */
-  async warmUp(source: string): Promise<void> {
-    const url = 'file:///nodespawner-warm-up.mjs';
-    const m = new vm.SourceTextModule(source, { identifier: url });
-    await m.link((spec, ref) => this.resolve(spec, ref.identifier));
-    await m.evaluate();
-    await (m.namespace as { default: (x: number) => Promise<unknown> }).default(1);
+  /**
+   * Imports a job file the way a child does, runs its default export once, then forgets it and
+   * the package types it read (zygote warm-up: the file is nodespawner's own).
+   */
+  async warmUp(path: string): Promise<void> {
+    const ns = await this.importFile(path);
+    await (ns as { default: (x: number) => Promise<unknown> }).default(1);
     for (const key of [...this.modules.keys()]) if (!key.startsWith('preload:') && !key.startsWith('node:')) this.modules.delete(key);
+    this.packageTypes.clear();
   }
 
   private async ready(m: vm.Module): Promise<void> {

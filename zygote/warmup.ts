@@ -2,6 +2,7 @@
 // with their code already compiled (V8 keeps it in the heap that the fork copies).
 import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { T, decode, encode, fromWire, payloadParts, readPayload, toWire } from '../lib/wire.js';
+import { fileURLToPath } from 'node:url';
 import type { Linker } from './linker.js';
 
 const commonBuiltins = [
@@ -12,7 +13,7 @@ const commonBuiltins = [
 export async function warmUp(linker: Linker, rounds = 40): Promise<void> {
   warmRunner(rounds);
   await linker.warmBuiltins(commonBuiltins);
-  await linker.warmUp("import { tableFromArrays } from 'apache-arrow'; import fs from 'node:fs'; export default async (a) => tableFromArrays({ x: Int32Array.of(a) });");
+  await linker.warmUp(fileURLToPath(new URL('./warm-up-job.js', import.meta.url)));
 }
 
 /** The runner's own paths: payload and value coding, a table's IPC both ways. */
