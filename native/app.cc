@@ -184,7 +184,9 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
   void Drain(int status) {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    std::vector<uint8_t> buf(kMaxMessage);
+    // One buffer per thread, reused: a fresh 64 KiB vector per event zeroed 64 KiB every time
+    // (every readable pipe of every job). onMessage gets a copy, and no Drain nests in another.
+    thread_local std::vector<uint8_t> buf(kMaxMessage);
     for (int i = 0; i < 64 && poll_ != nullptr && !paused_; i++) {
       if (bytes_) {
         ssize_t n = read(fd_, buf.data(), buf.size());
