@@ -119,13 +119,9 @@ export function landlockHandled(abi: number): number {
   return 0;
 }
 
-/** The rights Landlock accepts in a rule for a file: the others are a directory's (EINVAL). */
-const fileRights = LL.EXECUTE | LL.WRITE_FILE | LL.READ_FILE | LL.TRUNCATE | LL.IOCTL_DEV;
-
 /**
  * Landlock rules mirroring the mount plan: read where binds are read-only, all rights where
- * writable; a bound file (a job module in /tmp, a package.json, a file in readOnlyPaths) gets the
- * file rights among them.
+ * writable. For a bound file the child keeps only the file rights among them (native/landlock.cc).
  */
 export function landlockRules(mounts: MountOp[], abi: number): { handled: number; rules: LandlockRule[] } {
   const handled = landlockHandled(abi);
@@ -134,9 +130,7 @@ export function landlockRules(mounts: MountOp[], abi: number): { handled: number
   const device = LL.READ_FILE | LL.WRITE_FILE | LL.TRUNCATE | LL.IOCTL_DEV;
   const rules: LandlockRule[] = [{ path: '/', access: LL.READ_DIR }];
   for (const m of mounts) {
-    let access = m.kind === MountKind.Device ? device : m.writable ? handled : read;
-    // A path that is gone fails the job at its bind, with that path named.
-    if (m.kind === MountKind.Bind && statSync(m.target, { throwIfNoEntry: false })?.isDirectory() === false) access &= fileRights;
+    const access = m.kind === MountKind.Device ? device : m.writable ? handled : read;
     rules.push({ path: m.target, access: access & handled });
   }
   return { handled, rules };

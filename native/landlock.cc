@@ -2,12 +2,19 @@
 
 #include <fcntl.h>
 #include <linux/landlock.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 namespace ns {
+
+// The rights Landlock accepts in a rule for a file (EINVAL for any other): execute, write, read,
+// truncate (ABI 3) and ioctl on a device (ABI 5). A bound file (a job module in /tmp, a
+// package.json, a file in readOnlyPaths) keeps these among the rights of its rule.
+constexpr uint64_t kFileRights = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |
+                                 (uint64_t{1} << 14) | (uint64_t{1} << 15);
 
 int LandlockAbi() {
   long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
@@ -29,6 +36,8 @@ bool RestrictFilesystem(uint64_t handledAccess, const std::vector<LandlockRule>&
     }
     struct landlock_path_beneath_attr beneath = {};
     beneath.allowed_access = rule.access & handledAccess;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode)) beneath.allowed_access &= kFileRights;
     beneath.parent_fd = fd;
     long r = syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
     int e = errno;
