@@ -33,26 +33,33 @@ static bool ReadProcFile(const char* path, std::string* out) {
   return true;
 }
 
+// Calls f(start, stop, rest) for each line "start-stop rest" of /proc/self/maps text, with rest
+// pointing just after the range (at " perms offset dev inode [path]").
+template <typename F>
+static void ForEachMapping(const std::string& maps, F f) {
+  const char* p = maps.c_str();
+  while (*p != '\0') {
+    char* end;
+    uintptr_t start = strtoul(p, &end, 16);
+    if (*end == '-') {
+      uintptr_t stop = strtoul(end + 1, &end, 16);
+      if (stop > start) f(start, stop, static_cast<const char*>(end));
+    }
+    while (*p != '\0' && *p != '\n') p++;
+    if (*p == '\n') p++;
+  }
+}
+
 int MarkAddressSpaceDoFork() {
   // Runs in the zygote before fork(), where allocation is fine.
   static std::string maps;  // reused: the zygote's only thread that forks is the main one
   if (!ReadProcFile("/proc/self/maps", &maps)) return -errno;
   int count = 0;
-  const char* p = maps.c_str();
-  while (*p != '\0') {
-    char* end;
-    unsigned long start = strtoul(p, &end, 16);
-    if (*end == '-') {
-      unsigned long stop = strtoul(end + 1, &end, 16);
-      if (stop > start) {
-        // Errors are expected on special mappings ([vsyscall], VM_IO) and harmless.
-        madvise(reinterpret_cast<void*>(start), stop - start, MADV_DOFORK);
-        count++;
-      }
-    }
-    while (*p != '\0' && *p != '\n') p++;
-    if (*p == '\n') p++;
-  }
+  ForEachMapping(maps, [&](uintptr_t start, uintptr_t stop, const char*) {
+    // Errors are expected on special mappings ([vsyscall], VM_IO) and harmless.
+    madvise(reinterpret_cast<void*>(start), stop - start, MADV_DOFORK);
+    count++;
+  });
   return count;
 }
 
@@ -95,36 +102,29 @@ int64_t CollapseHeap(int minResidentPercent) {
   std::string resident(pages, '\0');
   int64_t collapsed = 0;
   int lastError = 0;
-  const char* p = maps.c_str();
-  while (*p != '\0') {
-    // "start-end perms offset dev inode [path]": private, writable, anonymous (inode 0, no path):
-    // the arena's mappings, and malloc's large allocations (ArrayBuffer backing stores, say).
-    char* end;
-    uintptr_t start = strtoul(p, &end, 16);
-    uintptr_t stop = *end == '-' ? strtoul(end + 1, &end, 16) : 0;
+  ForEachMapping(maps, [&](uintptr_t start, uintptr_t stop, const char* fields) {
+    // " perms offset dev inode [path]": private, writable, anonymous (inode 0, no path): the
+    // arena's mappings, and malloc's large allocations (ArrayBuffer backing stores, say).
     char perms[5] = {};
     unsigned long inode = 1;
     int inodeEnd = 0;
-    bool parsed = sscanf(end, " %4s %*s %*s %lu%n", perms, &inode, &inodeEnd) == 2;
-    const char* rest = end + inodeEnd;
-    while (parsed && *rest == ' ') rest++;
-    if (parsed && inode == 0 && (*rest == '\n' || *rest == '\0') && perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p') {
-      for (uintptr_t at = (start + kHuge - 1) & ~(kHuge - 1); at + kHuge <= stop; at += kHuge) {
-        if (mincore(reinterpret_cast<void*>(at), kHuge, reinterpret_cast<unsigned char*>(&resident[0])) != 0) continue;
-        size_t in = 0;
-        for (char c : resident) in += static_cast<unsigned char>(c) & 1;
-        // A huge page fills the extent's holes with zeroes: only mostly used extents are worth it.
-        if (in * 100 < pages * static_cast<size_t>(minResidentPercent)) continue;
-        if (madvise(reinterpret_cast<void*>(at), kHuge, MADV_COLLAPSE) == 0) {
-          collapsed += static_cast<int64_t>(kHuge);
-        } else {
-          lastError = errno;
-        }
+    if (sscanf(fields, " %4s %*s %*s %lu%n", perms, &inode, &inodeEnd) != 2) return;
+    const char* rest = fields + inodeEnd;
+    while (*rest == ' ') rest++;
+    if (inode != 0 || (*rest != '\n' && *rest != '\0') || perms[0] != 'r' || perms[1] != 'w' || perms[3] != 'p') return;
+    for (uintptr_t at = (start + kHuge - 1) & ~(kHuge - 1); at + kHuge <= stop; at += kHuge) {
+      if (mincore(reinterpret_cast<void*>(at), kHuge, reinterpret_cast<unsigned char*>(&resident[0])) != 0) continue;
+      size_t in = 0;
+      for (char c : resident) in += static_cast<unsigned char>(c) & 1;
+      // A huge page fills the extent's holes with zeroes: only mostly used extents are worth it.
+      if (in * 100 < pages * static_cast<size_t>(minResidentPercent)) continue;
+      if (madvise(reinterpret_cast<void*>(at), kHuge, MADV_COLLAPSE) == 0) {
+        collapsed += static_cast<int64_t>(kHuge);
+      } else {
+        lastError = errno;
       }
     }
-    while (*p != '\0' && *p != '\n') p++;
-    if (*p == '\n') p++;
-  }
+  });
   // Nothing collapsed and every attempt failed (THP off, an old kernel): say why.
   return collapsed == 0 && lastError != 0 ? -lastError : collapsed;
 }
