@@ -40,7 +40,10 @@
 static uintptr_t arena_base, arena_end;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 // The free ranges, sorted by address, never adjacent (adjacent ones are merged).
-static uintptr_t free_start[MAX_FREE], free_end[MAX_FREE];
+struct range {
+  uintptr_t start, end;
+};
+static struct range free_list[MAX_FREE];
 static int free_count;
 static uint64_t taken_bytes, fallbacks, lost_bytes;
 static uint64_t dontfork_dropped;
@@ -69,15 +72,23 @@ __attribute__((constructor)) static void arena_init(void) {
   }
   arena_base = base;
   arena_end = base + ARENA_SIZE;
-  free_start[0] = arena_base;
-  free_end[0] = arena_end;
+  free_list[0] = (struct range){arena_base, arena_end};
   free_count = 1;
 }
 
-static void remove_free(int i) {
-  memmove(&free_start[i], &free_start[i + 1], (size_t)(free_count - i - 1) * sizeof free_start[0]);
-  memmove(&free_end[i], &free_end[i + 1], (size_t)(free_count - i - 1) * sizeof free_end[0]);
-  free_count--;
+// Drops the n free ranges from index i.
+static void remove_free(int i, int n) {
+  memmove(&free_list[i], &free_list[i + n], (size_t)(free_count - i - n) * sizeof free_list[0]);
+  free_count -= n;
+}
+
+// Inserts [start, end) as free range i; 0 when the list is full.
+static int insert_free(int i, uintptr_t start, uintptr_t end) {
+  if (free_count == MAX_FREE) return 0;
+  memmove(&free_list[i + 1], &free_list[i], (size_t)(free_count - i) * sizeof free_list[0]);
+  free_list[i] = (struct range){start, end};
+  free_count++;
+  return 1;
 }
 
 // First fit. Requests of a V8 page or more start on a V8 page boundary: V8 asks for size plus
@@ -86,27 +97,17 @@ static void remove_free(int i) {
 static uintptr_t take(size_t len) {
   uintptr_t align = len >= V8_PAGE ? V8_PAGE : 4 * KiB;
   for (int i = 0; i < free_count; i++) {
-    uintptr_t at = (free_start[i] + align - 1) & ~(align - 1);
-    if (at >= free_end[i] || free_end[i] - at < len) continue;
-    uintptr_t head_start = free_start[i], end = free_end[i];
-    if (at + len == end) {
-      remove_free(i);
+    struct range r = free_list[i];
+    uintptr_t at = (r.start + align - 1) & ~(align - 1);
+    if (at >= r.end || r.end - at < len) continue;
+    if (at + len == r.end) {
+      remove_free(i, 1);
     } else {
-      free_start[i] = at + len;
+      free_list[i].start = at + len;
     }
-    if (at > head_start) {
-      // The skipped head stays free: a range of its own before the rest.
-      if (free_count == MAX_FREE) {
-        lost_bytes += at - head_start;
-      } else {
-        // Index i now holds the tail (or the next range): the head goes before it.
-        memmove(&free_start[i + 1], &free_start[i], (size_t)(free_count - i) * sizeof free_start[0]);
-        memmove(&free_end[i + 1], &free_end[i], (size_t)(free_count - i) * sizeof free_end[0]);
-        free_start[i] = head_start;
-        free_end[i] = at;
-        free_count++;
-      }
-    }
+    // The skipped head stays free: a range of its own before the rest, which index i now holds
+    // (the tail, or the next range).
+    if (at > r.start && !insert_free(i, r.start, at)) lost_bytes += at - r.start;
     taken_bytes += len;
     return at;
   }
@@ -120,33 +121,23 @@ static void give(uintptr_t start, size_t len) {
   uintptr_t end = start + len;
   // The free ranges that overlap or touch [start, end): indexes first..last-1.
   int first = 0;
-  while (first < free_count && free_end[first] < start) first++;
+  while (first < free_count && free_list[first].end < start) first++;
   int last = first;
   uintptr_t already = 0;  // bytes of [start, end) that were free
-  while (last < free_count && free_start[last] <= end) {
-    uintptr_t lo = free_start[last] > start ? free_start[last] : start;
-    uintptr_t hi = free_end[last] < end ? free_end[last] : end;
+  while (last < free_count && free_list[last].start <= end) {
+    uintptr_t lo = free_list[last].start > start ? free_list[last].start : start;
+    uintptr_t hi = free_list[last].end < end ? free_list[last].end : end;
     if (hi > lo) already += hi - lo;
     last++;
   }
   taken_bytes -= len - already;
   if (last > first) {
     // Merge them all with the new range into the first.
-    if (free_start[first] < start) start = free_start[first];
-    if (free_end[last - 1] > end) end = free_end[last - 1];
-    free_start[first] = start;
-    free_end[first] = end;
-    int gone = last - first - 1;
-    memmove(&free_start[first + 1], &free_start[last], (size_t)(free_count - last) * sizeof free_start[0]);
-    memmove(&free_end[first + 1], &free_end[last], (size_t)(free_count - last) * sizeof free_end[0]);
-    free_count -= gone;
-  } else if (free_count < MAX_FREE) {
-    memmove(&free_start[first + 1], &free_start[first], (size_t)(free_count - first) * sizeof free_start[0]);
-    memmove(&free_end[first + 1], &free_end[first], (size_t)(free_count - first) * sizeof free_end[0]);
-    free_start[first] = start;
-    free_end[first] = end;
-    free_count++;
-  } else {
+    if (free_list[first].start < start) start = free_list[first].start;
+    if (free_list[last - 1].end > end) end = free_list[last - 1].end;
+    free_list[first] = (struct range){start, end};
+    remove_free(first + 1, last - first - 1);
+  } else if (!insert_free(first, start, end)) {
     lost_bytes += len;
   }
 }
