@@ -49,7 +49,8 @@ export interface ZygoteInfo {
   heapArenaNote: string | null;
 }
 
-const arenaLibrary = join(packageRoot, 'build', 'Release', 'nodespawner_arena.node');
+/** The heap arena library that `npm install` builds (native/arena.c). */
+export const arenaLibrary = join(packageRoot, 'build', 'Release', 'nodespawner_arena.node');
 
 /**
  * The zygote's LD_PRELOAD: the heap arena first, then any preload the app put in `env`. Or, when

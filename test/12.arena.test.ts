@@ -5,10 +5,9 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
-import { zygotePreload } from '../lib/zygote-process.js';
+import { arenaLibrary, zygotePreload } from '../lib/zygote-process.js';
 import { fixture, packageRoot, runProgram, skipBecause, tempDir } from './helpers.js';
 
-const arenaLibrary = join(packageRoot, 'build', 'Release', 'nodespawner_arena.node');
 const addon = join(packageRoot, 'build', 'Release', 'nodespawner.node');
 
 /** Private, writable, anonymous mappings of a process: what each fork copies page by page. */
