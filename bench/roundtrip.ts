@@ -26,7 +26,7 @@ import type { NodespawnerInstance } from './contenders/nodespawner.js';
 import { piscina } from './contenders/piscina.js';
 import type { Contender, Instance } from './contenders/types.js';
 import { openFloor } from './floor.js';
-import type { FloorResult } from './floor.js';
+import type { Floor, FloorResult, SandboxFloorResult } from './floor.js';
 import { jobMemory, zygoteMemory } from './memory.js';
 import type { JobMemory } from './memory.js';
 import { preloadHeavy } from './preload-heavy.js';
@@ -91,6 +91,7 @@ interface Config {
   only: Set<string>;
   memorySamples: number;
   floorIterations: number;
+  sandboxFloorJobs: number;
   quick: boolean;
 }
 
@@ -144,6 +145,7 @@ function parse(argv: string[]): Config | null {
     only,
     memorySamples: quick ? 1 : 3,
     floorIterations: quick ? 50 : 200,
+    sandboxFloorJobs: quick ? 200 : 1000,
     quick,
   };
 }
@@ -165,6 +167,41 @@ function makeJobsReadable(): string[] {
     if (dir === dirname(dir)) break;
   }
   return warnings;
+}
+
+/**
+ * The sandbox floor: the default sandbox's processes, namespaces and job cgroups per job, in C,
+ * at concurrency 1 and 2, and at concurrency 2 without the layers that cost the most. Returns the
+ * default sandbox's figures at concurrency 2.
+ */
+function sandboxFloorSection(floor: Floor, size: number, jobs: number, out: (s?: string) => void): SandboxFloorResult {
+  const variants = [
+    { label: 'the default sandbox, concurrency 1', concurrency: 1, cgroups: true, netns: true },
+    { label: 'the default sandbox', concurrency: 2, cgroups: true, netns: true },
+    { label: 'without the network namespace', concurrency: 2, cgroups: true, netns: false },
+    { label: 'without job cgroups', concurrency: 2, cgroups: false, netns: true },
+    { label: 'without either', concurrency: 2, cgroups: false, netns: false },
+  ];
+  const results = variants.map((v) => {
+    progress(`sandbox floor: ${v.label}`);
+    return { v, r: floor.sandbox(size, jobs, v.concurrency, v) };
+  });
+  out(`sandbox floor: the sandbox's own steps for each job in C, with no Node and no job (bench/fixtures/sandbox-floor.c). A ${size} MiB`);
+  out(`  process in huge pages forks an intermediate, which clones the job into new user, pid, mount, net, uts, ipc and cgroup`);
+  out(`  namespaces, writes its id maps and puts it in the default sandbox's job cgroups (lib/cgroups.ts); the job pivots into a`);
+  out(`  tmpfs root with its own /proc and exits; the intermediate reads the cgroups' figures and removes them. ${jobs} jobs each,`);
+  out(`  concurrency 2 unless said; latency is fork to reap, without preforking`);
+  if (floor.cgroupsNote) out(`  without job cgroups in every row: ${floor.cgroupsNote}`);
+  out(
+    indent(
+      table(
+        ['variant', 'jobs/s', 'machine CPU/job', 'p50 ms', 'p99 ms'],
+        results.map(({ v, r }) => [v.label, rate(r.jobs_per_s), `${ms(r.machine_cpu_ms_per_job)} ms`, ms(r.p50_ms), ms(r.p99_ms)]),
+      ),
+    ),
+  );
+  out();
+  return results[1].r;
 }
 
 /** Splits `n` into `parts` near-equal counts. */
@@ -459,6 +496,7 @@ export async function main(argv: string[]): Promise<number> {
       out(`floor: skipped: ${opened.skipped}`);
       out();
     }
+    let sandboxFloor: SandboxFloorResult | null = null;
     const floorAt = floor && ((mibs: number) => ({ small: floor.run(mibs, cfg.floorIterations, false), thp: floor.run(mibs, cfg.floorIterations, true) }));
     const floorLine = (f: FloorResult, what: string) =>
       `  ${what.padEnd(32)} p50 ${ms(f.p50, 3)} ms, p99 ${ms(f.p99, 3)}, mean ${ms(f.mean, 3)}, min ${ms(f.min, 3)} (RSS ${mib(f.rssKiB * 1024)}, ${mib(f.anonHugeKiB * 1024)} in huge pages)`;
@@ -473,6 +511,7 @@ export async function main(argv: string[]): Promise<number> {
         const empty = floor!.run(0, cfg.floorIterations, false);
         out(floorLine(empty, 'an empty process, for scale:'));
         out();
+        sandboxFloor = sandboxFloorSection(floor!, size, cfg.sandboxFloorJobs, out);
       }
 
       // ---- preload-heavy ----
@@ -549,6 +588,11 @@ export async function main(argv: string[]): Promise<number> {
           [2],
         ),
       );
+      if (sandboxFloor) {
+        const f = sandboxFloor;
+        out(`  the sandbox floor above: ${rate(f.jobs_per_s)} jobs/s at concurrency 2, ${ms(f.machine_cpu_ms_per_job)} ms of machine CPU per job, with no Node and no job;`);
+        out(`  nodespawner's ${rate(nsC2)} jobs/s are ${(nsC2 / f.jobs_per_s * 100).toFixed(0)} % of it${f.jobs_per_s < 1000 ? ', and 1,000 jobs/s is beyond a fork server with this sandbox on this machine' : ''}`);
+      }
       out();
     } finally {
       floor?.close();
