@@ -9,8 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cgroupPlan, detectCgroups, prepareParents, removeParents } from '../lib/cgroups.js';
-import type { CgroupSupport } from '../lib/cgroups.js';
+import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeParents } from '../lib/cgroups.js';
+import type { CgroupSupport, Limits } from '../lib/cgroups.js';
 import { resolveSpawnerOptions } from '../lib/options.js';
 import { fixture } from './util.js';
 
@@ -57,17 +57,20 @@ export interface Floor {
  * The default sandbox's job cgroups as sandbox-floor's plan file: the library's plan for a job,
  * with "{job}" where the job's id goes.
  */
-function planFile(support: CgroupSupport, path: string): void {
-  const { sandbox } = resolveSpawnerOptions({});
-  const plan = cgroupPlan(support, 0, { memoryLimit: sandbox.memoryLimit, pids: sandbox.pids, cpu: sandbox.cpu });
-  const job = (p: string) => p.replace('/job-0', '/job-{job}');
+function planFile(support: CgroupSupport, limits: Limits, path: string): void {
+  const plan = cgroupPlan(support, 0, limits);
+  const parents = parentDirs(support);
+  const job = (p: string) => {
+    const parent = parents.find((d) => p === join(d, 'job-0') || p.startsWith(`${join(d, 'job-0')}/`));
+    if (parent === undefined || /\s/.test(p)) throw new Error(`a job cgroup path the plan file cannot hold: ${p}`);
+    return `${join(parent, 'job-{job}')}${p.slice(join(parent, 'job-0').length)}`;
+  };
   const lines = [
     ...plan.cgroupDirs.map((d) => `mkdir ${job(d)}`),
     ...plan.cgroupWrites.map((w) => `write ${job(w.path)} ${w.value}`),
     ...plan.cgroupProcs.map((p) => `procs ${job(p)}`),
     ...plan.cgroupStats.map((s) => `stat ${job(s)}`),
   ];
-  if (lines.some((l) => /\s/.test(l.split(' ')[1]))) throw new Error('a cgroup path with white space');
   writeFileSync(path, `${lines.join('\n')}\n`);
 }
 
@@ -82,12 +85,16 @@ export function openFloor(): Floor | { skipped: string } {
       return { skipped: `cannot compile bench/fixtures/${name}.c with ${cc}: ${(r.stderr || r.error?.message || '').trim().split('\n')[0]}` };
     }
   }
-  let support: CgroupSupport = detectCgroups(`nodespawner-floor-${process.pid}`, null);
+  const { sandbox } = resolveSpawnerOptions({});
+  let support: CgroupSupport =
+    sandbox.limits === 'cgroup'
+      ? detectCgroups(`nodespawner-floor-${process.pid}`, sandbox.cgroupRoot)
+      : { version: 0, reason: `the default sandbox has none here: sandbox.limits is '${sandbox.limits}' (NODESPAWNER_LIMITS)` };
   let cgroupsNote: string | null = support.version === 0 ? support.reason : null;
   if (support.version !== 0) {
     try {
       prepareParents(support);
-      planFile(support, join(dir, 'cgroups'));
+      planFile(support, { memoryLimit: sandbox.memoryLimit, pids: sandbox.pids, cpu: sandbox.cpu }, join(dir, 'cgroups'));
     } catch (e) {
       removeParents(support);
       cgroupsNote = `cannot prepare the job cgroups: ${(e as Error).message}`;

@@ -174,7 +174,7 @@ function makeJobsReadable(): string[] {
  * at concurrency 1 and 2, and at concurrency 2 without the layers that cost the most. Returns the
  * default sandbox's figures at concurrency 2.
  */
-function sandboxFloorSection(floor: Floor, size: number, jobs: number, out: (s?: string) => void): SandboxFloorResult {
+function sandboxFloorSection(floor: Floor, size: number, jobs: number, out: (s?: string) => void): SandboxFloorResult | null {
   const variants = [
     { label: 'the default sandbox, concurrency 1', concurrency: 1, cgroups: true, netns: true },
     { label: 'the default sandbox', concurrency: 2, cgroups: true, netns: true },
@@ -182,12 +182,20 @@ function sandboxFloorSection(floor: Floor, size: number, jobs: number, out: (s?:
     { label: 'without job cgroups', concurrency: 2, cgroups: false, netns: true },
     { label: 'without either', concurrency: 2, cgroups: false, netns: false },
   ];
-  const results = variants.map((v) => {
-    progress(`sandbox floor: ${v.label}`);
-    return { v, r: floor.sandbox(size, jobs, v.concurrency, v) };
-  });
+  let results;
+  try {
+    results = variants.map((v) => {
+      progress(`sandbox floor: ${v.label}`);
+      return { v, r: floor.sandbox(size, jobs, v.concurrency, v) };
+    });
+  } catch (e) {
+    out(`sandbox floor: failed: ${(e as Error).message.trim()}`);
+    out();
+    return null;
+  }
+  const huge = results[0].r.anon_huge_mib;
   out(`sandbox floor: the sandbox's own steps for each job in C, with no Node and no job (bench/fixtures/sandbox-floor.c). A ${size} MiB`);
-  out(`  process in huge pages forks an intermediate, which clones the job into new user, pid, mount, net, uts, ipc and cgroup`);
+  out(`  process (${huge >= size - 2 ? 'in huge pages' : `${huge} MiB of it in huge pages`}) forks an intermediate, which clones the job into new user, pid, mount, net, uts, ipc and cgroup`);
   out(`  namespaces, writes its id maps and puts it in the default sandbox's job cgroups (lib/cgroups.ts); the job pivots into a`);
   out(`  tmpfs root with its own /proc and exits; the intermediate reads the cgroups' figures and removes them. ${jobs} jobs each,`);
   out(`  concurrency 2 unless said; latency is fork to reap, without preforking`);
@@ -600,7 +608,7 @@ export async function main(argv: string[]): Promise<number> {
           const least = f.machine_cpu_ms_per_job + jobMs;
           out(`  ${ms(jobMs)} ms: ${ms(least)} ms together, so at most ${rate((os.cpus().length * 1000) / least)} jobs/s for any fork server with this sandbox on this machine.`);
         }
-        out(`  nodespawner's ${rate(nsC2)} jobs/s are ${((nsC2 / f.jobs_per_s) * 100).toFixed(0)} % of the floor's.`);
+        if (Number.isFinite(nsC2)) out(`  nodespawner's ${rate(nsC2)} jobs/s are ${((nsC2 / f.jobs_per_s) * 100).toFixed(0)} % of the floor's.`);
       }
       out();
     } finally {
