@@ -25,6 +25,9 @@ const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
 /** V8/Node flags the zygote needs; DESIGN.md explains each. */
 const zygoteFlags = [
   '--single-threaded', // a GC in a forked child must not wait for V8 worker threads it lacks
+  // Feedback vectors for all the code the zygote runs, however rarely, so that children start with
+  // its inline caches warm; switched back before serving (zygote/main.ts prepareHeap).
+  '--no-lazy-feedback-allocation',
   '--experimental-vm-modules', // the in-thread ESM linker for jobs
   '--experimental-import-meta-resolve', // resolving a job's bare imports from its own path
   '--disable-warning=ExperimentalWarning',

@@ -98,6 +98,31 @@ describe('preforked children', function () {
       }
     });
 
+    it('starts children with feedback for all the code the zygote ran, and a job\'s own code without it until V8 allocates it', async function () {
+      // The zygote runs with --no-lazy-feedback-allocation until it serves: a function it called
+      // once has a feedback vector (inline caches) in every child; a job's own function called once
+      // has none, as in any Node process.
+      const s = await Spawner.start({ concurrency: 1, preload: [fixture('feedback-preload.mjs')] });
+      try {
+        const vector = (r: RunResult, name: string) => {
+          const block = r.stdout.split(/^DebugPrint: /m).find((b) => b.includes(`<String[${name.length}]: #${name}>`));
+          expect(block, `%DebugPrint of ${name} in ${r.stdout}`).to.be.a('string');
+          const line = /^ - feedback vector: (.*)$/m.exec(block!);
+          expect(line, `the feedback vector line of ${name}`).to.not.equal(null);
+          return !line![1].startsWith('No feedback vector');
+        };
+        for (const expected of [false, true]) {
+          const r = await s.run(fixture('feedback.mjs'), { preload: fixture('feedback-preload.mjs') });
+          expect(r.preforked).to.equal(expected);
+          expect(vector(r, 'once'), 'once, which the zygote ran one time').to.equal(true);
+          expect(vector(r, 'own'), 'own, which the job ran one time').to.equal(false);
+          if (!expected) await waitFor('a preforked feedback.mjs', () => s.stats().preforked.waiting >= 1);
+        }
+      } finally {
+        await s.close();
+      }
+    });
+
     it('keeps separate children for other limits: a run with another memoryLimit is forked', async function () {
       await spawner.run(fixture('token.mjs'), {});
       await waitFor('preforked children', () => spawner.stats().preforked.waiting >= 2);

@@ -243,6 +243,12 @@ function preForkChecks(): void {
  *    the runner's own encoding of a result table runs again, twice, on a tiny table: the GC also
  *    freed the writer's maps, and every child recompiled part of it (resultRehearsal).
  * 3. Two scavenges, so that the children start with an empty young generation.
+ * 4. Feedback vectors back to V8's lazy allocation. The zygote starts with
+ *    --no-lazy-feedback-allocation, so that every function it ran, even once (module loading,
+ *    the post-fork hygiene, the runner), has its inline caches filled. V8 otherwise gives a
+ *    function a feedback vector only after some calls, and every child ran such code through the
+ *    generic, uncached lookups (measured: 3-13 % more jobs/s, jobMs -0.1 ms). A job's own code
+ *    gets its feedback as in any Node process.
  * gc() stays off the jobs' global. V8's low-memory notification, which would release a further
  * ~15 MiB, is not used: it leaves the heap in a state in which a child's next full GC posts work to
  * the platform's worker threads, which a child does not have, and the child hangs.
@@ -256,6 +262,7 @@ function prepareHeap(): HeapReport {
   warmValueCoding(10);
   gc({ type: 'minor' });
   gc({ type: 'minor' });
+  v8.setFlagsFromString('--lazy-feedback-allocation');
   return prepareArena();
 }
 
