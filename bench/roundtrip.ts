@@ -181,7 +181,7 @@ function sandboxFloorSection(floor: Floor, size: number, jobs: number, out: (s?:
     { label: 'without the network namespace', concurrency: 2, cgroups: true, netns: false },
     { label: 'without job cgroups', concurrency: 2, cgroups: false, netns: true },
     { label: 'without either', concurrency: 2, cgroups: false, netns: false },
-  ];
+  ].filter((v) => v.cgroups || floor.cgroupsNote === null);
   let results;
   try {
     results = variants.map((v) => {
@@ -196,10 +196,14 @@ function sandboxFloorSection(floor: Floor, size: number, jobs: number, out: (s?:
   const huge = results[0].r.anon_huge_mib;
   out(`sandbox floor: the sandbox's own steps for each job in C, with no Node and no job (bench/fixtures/sandbox-floor.c). A ${size} MiB`);
   out(`  process (${huge >= size - 2 ? 'in huge pages' : `${huge} MiB of it in huge pages`}) forks an intermediate, which clones the job into new user, pid, mount, net, uts, ipc and cgroup`);
-  out(`  namespaces, writes its id maps and puts it in the default sandbox's job cgroups (lib/cgroups.ts); the job pivots into a`);
-  out(`  tmpfs root with its own /proc and exits; the intermediate reads the cgroups' figures and removes them. ${jobs} jobs each,`);
+  if (floor.cgroupsNote === null) {
+    out(`  namespaces, writes its id maps and puts it in the default sandbox's job cgroups (lib/cgroups.ts); the job pivots into a`);
+    out(`  tmpfs root with its own /proc and exits; the intermediate reads the cgroups' figures and removes them. ${jobs} jobs each,`);
+  } else {
+    out(`  namespaces and writes its id maps; the job pivots into a tmpfs root with its own /proc and exits. No job cgroups:`);
+    out(`  ${floor.cgroupsNote}. ${jobs} jobs each,`);
+  }
   out(`  concurrency 2 unless said; latency is fork to reap, without preforking`);
-  if (floor.cgroupsNote) out(`  without job cgroups in every row: ${floor.cgroupsNote}`);
   out(
     indent(
       table(
