@@ -610,7 +610,7 @@ export async function main(argv: string[]): Promise<number> {
         out(`  ${ms(f.machine_cpu_ms_per_job)} ms (${rate(f.jobs_per_s)} jobs/s) with no Node and no job${Number.isFinite(jobMs) ? `, and the job with its arguments and result coded, in piscina's workers,` : '.'}`);
         if (Number.isFinite(jobMs)) {
           const least = f.machine_cpu_ms_per_job + jobMs;
-          out(`  ${ms(jobMs)} ms: ${ms(least)} ms together, so at most ${rate((os.cpus().length * 1000) / least)} jobs/s for any fork server with this sandbox on this machine.`);
+          out(`  ${ms(jobMs)} ms: ${ms(least)} ms together, so at most ${rate((os.cpus().length * 1000) / least)} jobs/s for a fork server with this sandbox and an intermediate per job here.`);
         }
         if (Number.isFinite(nsC2)) out(`  nodespawner's ${rate(nsC2)} jobs/s are ${((nsC2 / f.jobs_per_s) * 100).toFixed(0)} % of the floor's.`);
       }
