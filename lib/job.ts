@@ -181,6 +181,8 @@ export class Job {
   private work: { fd: number; watcher: { close(): void } } | null = null;
   /** A preforked child that has imported its module and waits for a run. */
   ready = false;
+  /** A preforked child: ms from its request to its ready byte (its set-up and import). */
+  readyMs: number | null = null;
   /** A preforked child: whether a run was assigned to it. */
   assigned = false;
   readonly preforked: boolean;
@@ -243,6 +245,7 @@ export class Job {
         if (data === null) return;
         if (!this.ready && data.length === 1 && data[0] === 1) {
           this.ready = true;
+          this.readyMs = Number(process.hrtime.bigint() - this.sentAt) / 1e6;
           if (!this.assigned) clearTimeout(this.timer); // ready in time
           return;
         }

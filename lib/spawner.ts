@@ -102,6 +102,10 @@ export class Spawner extends EventEmitter {
   /** Every preforked child not yet given a run, and the zygote it came from. */
   private readonly waitingChildren = new Map<Job, ZygoteProcess>();
   private preforkedRuns = 0;
+  /** Since when no run has been in flight (null: one is). */
+  private idleSince: bigint | null = process.hrtime.bigint();
+  /** How long the last preforked child that was given a run took to get ready. */
+  private replacementMs: number | null = null;
   /** Every job whose intermediate may still be cleaning up (its cgroups) after the run settled. */
   private readonly unreleased = new Set<Job>();
 
@@ -264,6 +268,8 @@ export class Spawner extends EventEmitter {
         if (cancelled) return;
         started = true;
         this.waiting--;
+        const idleMs = this.idleSince === null ? 0 : Number(process.hrtime.bigint() - this.idleSince) / 1e6;
+        this.idleSince = null;
         this.started++;
         this.rejectWaiting.delete(cancelWaiting);
         let zygote: ZygoteProcess;
@@ -271,6 +277,7 @@ export class Spawner extends EventEmitter {
           zygote = await this.ensureZygote();
         } catch (e) {
           this.started--;
+          if (this.started === 0) this.idleSince = process.hrtime.bigint();
           cleanup();
           this.countFailure(e);
           return reject(e);
@@ -296,7 +303,14 @@ export class Spawner extends EventEmitter {
         }
         onJob?.(job);
         let running = job.preforked ? job.promise : job.start();
-        if (key !== null) this.refill(key, modulePath, o, streaming, zygote);
+        // The replacement's fork, set-up and import compete with this run for the CPU. When runs
+        // are spaced out (the spawner was idle for longer than a replacement takes to get ready,
+        // this run is the only one, and another child of the module is there for the next run),
+        // it is made once this run has settled.
+        if (job.preforked && job.readyMs !== null) this.replacementMs = job.readyMs;
+        const deferRefill =
+          key !== null && job.preforked && this.started === 1 && this.replacementMs !== null && idleMs >= this.replacementMs && (this.prefork.get(key)?.jobs.length ?? 0) > 0;
+        if (key !== null && !deferRefill) this.refill(key, modulePath, o, streaming, zygote);
         if (job.preforked && !streaming) {
           // A child given the run before it was ready may turn out to have failed its set-up, which
           // reflects the host when it was forked; no job code ran. The run then forks a child now.
@@ -322,7 +336,10 @@ export class Spawner extends EventEmitter {
         } finally {
           this.running.delete(job);
           this.started--;
+          if (this.started === 0) this.idleSince = process.hrtime.bigint();
           cleanup();
+          // After whoever awaits the run has had its result.
+          if (deferRefill) setImmediate(() => this.refill(key!, modulePath, o, streaming, zygote));
         }
       });
     });

@@ -123,6 +123,32 @@ describe('preforked children', function () {
       }
     });
 
+    it('makes a run\'s replacement child after the run when runs are spaced out, and at once when another run is in flight', async function () {
+      const s = await Spawner.start({ concurrency: 2, prefork: 2 });
+      try {
+        const full = () => s.stats().preforked.ready >= 2 && s.stats().preforked.waiting === 2;
+        await s.run(fixture('sleep.mjs'), { ms: 0 });
+        await waitFor('two preforked sleep.mjs', full);
+        await s.run(fixture('sleep.mjs'), { ms: 0 }); // a run on a preforked child: its readiness is known
+        await waitFor('two preforked sleep.mjs again', full);
+        await new Promise((r) => setTimeout(r, 300)); // idle for longer than a child takes to get ready
+        const spaced = s.run<{ start: number; end: number }>(fixture('sleep.mjs'), { ms: 1_000 });
+        for (let i = 0; i < 4; i++) {
+          await new Promise((r) => setTimeout(r, 200));
+          expect(s.stats().preforked.waiting, `during the run (${200 * (i + 1)} ms in)`).to.equal(1);
+        }
+        expect((await spaced).preforked).to.equal(true);
+        await waitFor('the replacement after the run', full);
+        // Two runs at once: the second one's replacements are made while both run.
+        const both = [s.run(fixture('sleep.mjs'), { ms: 2_000 }), s.run(fixture('sleep.mjs'), { ms: 2_000 })];
+        await waitFor('replacements while two runs are in flight', () => s.stats().preforked.waiting === 2 && s.active === 2, 1_500);
+        const done = await Promise.all(both);
+        expect(done.map((r) => r.preforked)).to.deep.equal([true, true]);
+      } finally {
+        await s.close();
+      }
+    });
+
     it('keeps separate children for other limits: a run with another memoryLimit is forked', async function () {
       await spawner.run(fixture('token.mjs'), {});
       await waitFor('preforked children', () => spawner.stats().preforked.waiting >= 2);
