@@ -606,11 +606,12 @@ export async function main(argv: string[]): Promise<number> {
         const f = sandboxFloor;
         const pool = rows.find((r) => r.c === piscina && r.cpu2);
         const jobMs = pool ? pool.cpu2!.machineMs / pool.cpu2!.jobs : NaN;
-        out(`  1,000 jobs/s at concurrency 2 on ${os.cpus().length} CPUs needs at most ${ms(os.cpus().length * 1000 / 1000)} ms of machine CPU per job. The sandbox floor above takes`);
+        const cpuMsPerSecond = os.cpus().length * 1000;
+        out(`  1,000 jobs/s at concurrency 2 on ${os.cpus().length} CPUs needs at most ${ms(cpuMsPerSecond / 1000)} ms of machine CPU per job. The sandbox floor above takes`);
         out(`  ${ms(f.machine_cpu_ms_per_job)} ms (${rate(f.jobs_per_s)} jobs/s) with no Node and no job${Number.isFinite(jobMs) ? `, and the job with its arguments and result coded, in piscina's workers,` : '.'}`);
         if (Number.isFinite(jobMs)) {
           const least = f.machine_cpu_ms_per_job + jobMs;
-          out(`  ${ms(jobMs)} ms: ${ms(least)} ms together, so at most ${rate((os.cpus().length * 1000) / least)} jobs/s for a fork server with this sandbox and an intermediate per job here.`);
+          out(`  ${ms(jobMs)} ms: ${ms(least)} ms together, so at most ${rate(cpuMsPerSecond / least)} jobs/s for a fork server with this sandbox and an intermediate per job here.`);
         }
         if (Number.isFinite(nsC2)) out(`  nodespawner's ${rate(nsC2)} jobs/s are ${((nsC2 / f.jobs_per_s) * 100).toFixed(0)} % of the floor's.`);
       }

@@ -268,16 +268,13 @@ export class Spawner extends EventEmitter {
         if (cancelled) return;
         started = true;
         this.waiting--;
-        const idleMs = this.idleSince === null ? 0 : Number(process.hrtime.bigint() - this.idleSince) / 1e6;
-        this.idleSince = null;
-        this.started++;
+        const idleMs = this.runStarted();
         this.rejectWaiting.delete(cancelWaiting);
         let zygote: ZygoteProcess;
         try {
           zygote = await this.ensureZygote();
         } catch (e) {
-          this.started--;
-          if (this.started === 0) this.idleSince = process.hrtime.bigint();
+          this.runEnded();
           cleanup();
           this.countFailure(e);
           return reject(e);
@@ -335,8 +332,7 @@ export class Spawner extends EventEmitter {
           reject(e);
         } finally {
           this.running.delete(job);
-          this.started--;
-          if (this.started === 0) this.idleSince = process.hrtime.bigint();
+          this.runEnded();
           cleanup();
           // After whoever awaits the run has had its result.
           if (deferRefill) setImmediate(() => this.refill(key!, modulePath, o, streaming, zygote));
@@ -395,6 +391,19 @@ export class Spawner extends EventEmitter {
       return job;
     }
     return undefined;
+  }
+
+  /** Counts a run in; returns how long no run had been in flight before it, in ms (0 if one was). */
+  private runStarted(): number {
+    const idleMs = this.idleSince === null ? 0 : Number(process.hrtime.bigint() - this.idleSince) / 1e6;
+    this.idleSince = null;
+    this.started++;
+    return idleMs;
+  }
+
+  private runEnded(): void {
+    this.started--;
+    if (this.started === 0) this.idleSince = process.hrtime.bigint();
   }
 
   /**
