@@ -15,7 +15,7 @@ describe('unprivileged app', function () {
     const why = whyNobodyCannotRead([mocha, join(packageRoot, 'dist', 'test', '00.wire.test.js'), join(packageRoot, 'build', 'Release', 'nodespawner.node'), join(packageRoot, 'test', 'fixtures', 'echo.mjs')]);
     if (why) skipBecause(this, why);
     const self = join('dist', 'test', '90.unprivileged.test.js');
-    const argv = ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, mocha, '--config', join(packageRoot, '.mocharc.json'), '--ignore', self, '--reporter', 'dot'];
+    const argv = ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, mocha, '--config', join(packageRoot, '.mocharc.json'), '--ignore', self, '--reporter', 'dot', 'dist/test/**/*.test.js'];
     const { code, signal, output } = await runProgram(setpriv, argv, {
       cwd: packageRoot,
       // nobody cannot create cgroups here: the run uses the rlimit fallback, and the limits tests
