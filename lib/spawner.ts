@@ -16,8 +16,6 @@ import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } fr
 import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeLeftovers, removeParents } from './cgroups.js';
 import type { CgroupSupport, Limits } from './cgroups.js';
 import { ZygoteProcess } from './zygote-process.js';
-import { compile } from './seccomp/compile.js';
-import { defaultJobPolicy } from './seccomp/policy.js';
 import type { ZygoteInfo } from './zygote-process.js';
 import type { RunResult } from './job.js';
 import type { ResolvedRunOptions } from './options.js';
@@ -111,7 +109,6 @@ export class Spawner extends EventEmitter {
 
   private constructor(
     private readonly options: ResolvedSpawnerOptions,
-    private readonly seccomp: Uint8Array,
     private readonly cgroups: CgroupSupport,
     zygote: ZygoteProcess,
   ) {
@@ -130,11 +127,9 @@ export class Spawner extends EventEmitter {
   /** Starts a zygote: preloads modules, self-tests forking, and resolves once it serves. */
   static async start(options: SpawnerOptions = {}): Promise<Spawner> {
     const o = resolveSpawnerOptions(options);
-    // Compiled here, once, before any clone; every child only installs it, last.
-    const seccomp = o.sandbox.seccomp ? compile(defaultJobPolicy).toBuffer() : new Uint8Array(0);
     const cgroups = resolveLimits(o);
     try {
-      return new Spawner(o, seccomp, cgroups, await ZygoteProcess.start(o, seccomp));
+      return new Spawner(o, cgroups, await ZygoteProcess.start(o));
     } catch (e) {
       removeParents(cgroups);
       throw e;
@@ -504,7 +499,7 @@ export class Spawner extends EventEmitter {
       try {
         const previous = this.lastInfo.pid;
         prepareParents(this.cgroups);
-        const z = await ZygoteProcess.start(this.options, this.seccomp);
+        const z = await ZygoteProcess.start(this.options);
         if (this.closed) {
           await z.stop();
           throw new ClosedError();

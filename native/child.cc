@@ -117,10 +117,22 @@ static bool NeutralizeZygoteFds(const ChildPlan& p, Failure* f) {
 // SIGBUS, SIGILL, SIGFPE) are left to V8 and the kernel: a real fault is forced and kills PID 1.
 static int noteFd = -1;
 
-static void OnFatalSignal(int sig) {
-  unsigned char b = static_cast<unsigned char>(sig);
-  ssize_t ignored = write(noteFd, &b, 1);
-  (void)ignored;
+// si_code of a SIGSYS raised by a seccomp trap (SYS_SECCOMP in <asm-generic/siginfo.h>, which
+// glibc's headers do not export).
+constexpr int kSysSeccomp = 1;
+
+static void OnFatalSignal(int sig, siginfo_t* info, void*) {
+  if (sig == SIGSYS && info != nullptr && info->si_code == kSysSeccomp) {
+    ExitNote n = {};
+    n.kind = kNoteSeccomp;
+    n.syscall = info->si_syscall;
+    ssize_t ignored = write(noteFd, &n, sizeof n);
+    (void)ignored;
+  } else {
+    unsigned char b = static_cast<unsigned char>(sig);
+    ssize_t ignored = write(noteFd, &b, 1);
+    (void)ignored;
+  }
   for (;;) pause();
 }
 
@@ -145,7 +157,8 @@ static bool ForwardFatalSignals(int fd, Failure* f) {
                                  SIGPROF, SIGXCPU, SIGXFSZ, SIGSYS, SIGTRAP, SIGPWR, SIGSTKFLT};
   noteFd = fd;
   struct sigaction sa = {};
-  sa.sa_handler = OnFatalSignal;
+  sa.sa_sigaction = OnFatalSignal;
+  sa.sa_flags = SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
   for (int sig : kSignals) {
     if (sigaction(sig, &sa, nullptr) != 0) return Fail(f, "signals", "sigaction", errno);

@@ -44,6 +44,9 @@ bool Specialize(const ChildPlan& plan, Failure* f);
 // exit at once, without waiting for the kernel to tear down its address space. The values come
 // from the job's process: the intermediate bounds them, and they only inform.
 constexpr uint8_t kNoteExit = 0x80;
+// A seccomp trap (SIGSYS with si_code SYS_SECCOMP): `syscall` holds the call the filter stopped.
+// Only the self-test's filter traps; a job's kills, and the kernel reports nothing of it.
+constexpr uint8_t kNoteSeccomp = 0x81;
 
 // A struct timeval (rusage times) in microseconds.
 inline int64_t TimevalUs(const struct timeval& t) { return static_cast<int64_t>(t.tv_sec) * 1000000 + t.tv_usec; }
@@ -51,7 +54,8 @@ inline int64_t TimevalUs(const struct timeval& t) { return static_cast<int64_t>(
 struct ExitNote {
   uint8_t kind;
   uint8_t code;
-  uint8_t pad[6];
+  uint8_t pad[2];
+  int32_t syscall;
   int64_t userUs;
   int64_t systemUs;
   int64_t maxRssKb;

@@ -60,7 +60,7 @@ static void SendSetupFailed(int statusFd, const Failure& f) {
 }
 
 static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64_t systemUs, int64_t maxRssKb,
-                       const std::vector<std::string>& stats) {
+                       const std::vector<std::string>& stats, int seccompSyscall) {
   WireWriter w;
   w.BeginStruct(kExited);
   w.I32(1, code);
@@ -70,6 +70,7 @@ static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64
   w.I64(5, maxRssKb);
   w.I64(6, MonotonicNs());
   w.StringList(7, stats);
+  if (seccompSyscall >= 0) w.I32(8, seccompSyscall);
   w.EndStruct();
   w.EndStruct();
   SendMessage(statusFd, w.data(), w.size(), nullptr, 0);
@@ -79,6 +80,7 @@ static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64
 
 struct Noted {
   int signal = 0;     // a fatal signal the job sent itself (then killed), -1 once its end closed
+  int seccompSyscall = -1;  // the call a seccomp trap stopped (then killed as by SIGSYS)
   bool exited = false;  // the job announced its exit (then killed): `exit` holds what it said
   ExitNote exit = {};
 };
@@ -100,6 +102,10 @@ static Noted WaitForExitOrNote(int pidfd, int noteFd) {
       ssize_t got = read(noteFd, &note, sizeof note);
       if (got == 1 && note.kind > 0 && note.kind < 65) {
         noted.signal = note.kind;
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+      } else if (got == static_cast<ssize_t>(sizeof note) && note.kind == kNoteSeccomp) {
+        noted.signal = SIGSYS;
+        noted.seccompSyscall = note.syscall < 0 || note.syscall > 4095 ? 4095 : note.syscall;
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
       } else if (got == static_cast<ssize_t>(sizeof note) && note.kind == kNoteExit) {
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
@@ -202,7 +208,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
   if (noted.exited) {
     // Announced: the job closed its fds and is killed. Its cgroup counters are final.
     const ExitNote& n = noted.exit;
-    SendExited(r.statusFd, n.code, 0, n.userUs, n.systemUs, n.maxRssKb, ReadCgroupStats(r.cgroups));
+    SendExited(r.statusFd, n.code, 0, n.userUs, n.systemUs, n.maxRssKb, ReadCgroupStats(r.cgroups), -1);
   }
   int status = 0;
   struct rusage ru = {};
@@ -213,7 +219,8 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     int signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     // Killed by us on the job's own fatal signal: report that signal, as for any other process.
     if (noted.signal > 0 && signal == SIGKILL) signal = noted.signal;
-    SendExited(r.statusFd, code, signal, TimevalUs(ru.ru_utime), TimevalUs(ru.ru_stime), ru.ru_maxrss, ReadCgroupStats(r.cgroups));
+    SendExited(r.statusFd, code, signal, TimevalUs(ru.ru_utime), TimevalUs(ru.ru_stime), ru.ru_maxrss, ReadCgroupStats(r.cgroups),
+               noted.seccompSyscall);
   }
   // The run settles on Exited; removing the cgroups (slow on v1) happens after it, off the
   // request path. The app learns that it is done when this process exits (status socket EOF).

@@ -177,6 +177,8 @@ struct Exited {
   6: required i64 exitedNs
   /** Contents of RunRequest.cgroupStats, in order (each at most 4 KiB; empty if unreadable). */
   7: optional list<string> cgroupStats
+  /** The system call a seccomp trap stopped (the zygote's self-test traps instead of killing). */
+  8: optional i32 seccompSyscall
 }
 
 union JobEvent {

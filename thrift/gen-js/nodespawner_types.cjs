@@ -1916,6 +1916,7 @@ const Exited = module.exports.Exited = class {
     this.maxRssKb = null;
     this.exitedNs = null;
     this.cgroupStats = null;
+    this.seccompSyscall = null;
     if (args) {
       if (args.code !== undefined && args.code !== null) {
         this.code = args.code;
@@ -1949,6 +1950,9 @@ const Exited = module.exports.Exited = class {
       }
       if (args.cgroupStats !== undefined && args.cgroupStats !== null) {
         this.cgroupStats = Thrift.copyList(args.cgroupStats, [null]);
+      }
+      if (args.seccompSyscall !== undefined && args.seccompSyscall !== null) {
+        this.seccompSyscall = args.seccompSyscall;
       }
     }
   }
@@ -2020,6 +2024,13 @@ const Exited = module.exports.Exited = class {
           input.skip(ftype);
         }
         break;
+        case 8:
+        if (ftype == Thrift.Type.I32) {
+          this.seccompSyscall = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -2071,6 +2082,11 @@ const Exited = module.exports.Exited = class {
         }
       }
       output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.seccompSyscall !== null && this.seccompSyscall !== undefined) {
+      output.writeFieldBegin('seccompSyscall', Thrift.Type.I32, 8);
+      output.writeI32(this.seccompSyscall);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
