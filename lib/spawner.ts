@@ -7,7 +7,8 @@ import { native } from './native.js';
 import { T } from './wire.js';
 import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js';
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
-import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, ZygoteGoneError } from './errors.js';
+import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, TypeScriptUnsupportedError, ZygoteGoneError } from './errors.js';
+import { isTypeScriptPath, stripsTypes } from './runtime.js';
 import { RecordBatchReader } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { Job, encodePayload } from './job.js';
@@ -227,6 +228,7 @@ export class Spawner extends EventEmitter {
       }
       modulePath = module instanceof URL || (typeof module === 'string' && module.startsWith('file:')) ? fileURLToPath(module) : (module as string);
       if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw expected('module', 'an absolute path or a file: URL', module);
+      if (isTypeScriptPath(modulePath) && !stripsTypes) throw new TypeScriptUnsupportedError(modulePath);
       o = resolveRunOptions(options, this.options);
       payload = encodePayload(args, o.inputs);
     } catch (e) {

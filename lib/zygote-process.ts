@@ -9,6 +9,7 @@ import type { Ready } from './wire.js';
 import type { ResolvedSpawnerOptions } from './options.js';
 import { StartError } from './errors.js';
 import { unsearchableDir } from './sandbox.js';
+import { hasSyncHooks } from './runtime.js';
 import { compile } from './seccomp/compile.js';
 import { defaultJobPolicy, trappingKills, zygotePolicy } from './seccomp/policy.js';
 
@@ -26,11 +27,12 @@ const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
 
 /** V8/Node flags the zygote needs; DESIGN.md explains each. */
 const zygoteFlags = [
+  // The in-thread ESM linker for jobs, where Node lacks synchronous module hooks (zygote/loader.ts).
+  ...(hasSyncHooks ? [] : ['--experimental-vm-modules']),
   '--single-threaded', // a GC in a forked child must not wait for V8 worker threads it lacks
   // Feedback vectors for all the code the zygote runs, however rarely, so that children start with
   // its inline caches warm; switched back before serving (zygote/main.ts prepareHeap).
   '--no-lazy-feedback-allocation',
-  '--experimental-vm-modules', // the in-thread ESM linker for jobs
   '--experimental-import-meta-resolve', // resolving a job's bare imports from its own path
   '--disable-warning=ExperimentalWarning',
 ];

@@ -3,7 +3,8 @@
 import { tableFromArrays, Table } from 'apache-arrow';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
-import { fixture, idMapped, isRoot, rejection, tempDir } from './helpers.js';
+import { stripsTypes } from '../lib/runtime.js';
+import { expectCode, fixture, idMapped, isRoot, rejection, tempDir } from './helpers.js';
 
 describe('spawner.run', function () {
   let spawner: Spawner;
@@ -15,6 +16,23 @@ describe('spawner.run', function () {
 
   after(async function () {
     await spawner?.close();
+  });
+
+  describe('TypeScript jobs', function () {
+    it(stripsTypes ? 'runs a .mts job with its types stripped by Node' : 'refuses a .mts job on a Node that cannot strip types, before forking', async function () {
+      const job = fixture('typed.mts');
+      const inputs = { t: tableFromArrays({ a: Int32Array.of(1) }) };
+      if (stripsTypes) {
+        const r = await spawner.run<{ sum: number; inputs: string[] }>(job, { values: [1, 2, 3.5] }, { inputs });
+        expect(r.value).to.deep.equal({ sum: 6.5, inputs: ['t'] });
+      } else {
+        const spawned: unknown[] = [];
+        spawner.on('spawn', (e) => spawned.push(e));
+        const e = await expectCode(spawner.run(job, { values: [1] }), 'ERR_TYPESCRIPT_UNSUPPORTED');
+        expect(e.message).to.include(job).and.include('Node 24');
+        expect(spawned, 'no child was forked').to.deep.equal([]);
+      }
+    });
   });
 
   describe('values', function () {

@@ -1,4 +1,5 @@
-// An in-thread ESM linker for job modules (vm.SourceTextModule). Node 20 runs custom loader hooks
+// An in-thread ESM linker for job modules (vm.SourceTextModule), for Node 20 (loader.ts says when).
+// Node 20 runs custom loader hooks
 // on a separate thread, which a forked child does not have; and a job outside the app's tree
 // could not resolve 'apache-arrow' through node_modules, or would load a second, cold copy.
 // Here every preloaded module is served by its bare name (and by its resolved file URL) from
@@ -10,7 +11,7 @@ import { createRequire, isBuiltin } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-type Namespace = Record<string, unknown>;
+import type { JobLoader, Namespace } from './loader.js';
 
 function synthetic(ns: Namespace, identifier: string): vm.Module {
   const names = Object.keys(ns);
@@ -19,7 +20,7 @@ function synthetic(ns: Namespace, identifier: string): vm.Module {
   }, { identifier });
 }
 
-export class Linker {
+export class Linker implements JobLoader {
   /** Warm namespaces by bare name and by file URL; filled in the zygote before any fork. */
   private readonly preloaded = new Map<string, Namespace>();
   private readonly modules = new Map<string, Promise<vm.Module>>();

@@ -377,8 +377,11 @@ export const info: SyscallSet = allowAll('uname', 'sysinfo', 'getrandom');
  */
 export const denied: SyscallSet = Object.freeze({
   // io_uring bypasses seccomp for the operations it performs and has been the source of a long
-  // run of kernel exploits. (libuv's rings are never made in a job: see zygotePolicy.)
-  io_uring_setup: kill,
+  // run of kernel exploits. A job never gets a ring: making one fails with ENOSYS, which is what
+  // libuv 1.49+ probes every new event loop with (a worker thread's, say) before it falls back to
+  // epoll_ctl; the zygote's own filter gives the same answer before the job's is installed (see
+  // zygotePolicy). Using a ring, which could then only be one the job was handed, kills.
+  io_uring_setup: errno(Errno.ENOSYS),
   io_uring_enter: kill,
   io_uring_register: kill,
   // Reading or writing other processes.
