@@ -8,6 +8,7 @@
 //   npm run bench                      (= node dist/cli/main.js bench; also `npx nodespawner bench`)
 //   npm run bench -- --quick
 //   npm run bench -- --iterations 500 --cold-iterations 50 --warmup 50
+import { warmChecks } from './warm-checks.js';
 import { chmodSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, relative } from 'node:path';
@@ -621,6 +622,13 @@ export async function main(argv: string[]): Promise<number> {
     }
   } finally {
     for (const r of rows) await r.inst?.close();
+  }
+  out();
+  out(`warm code in children (V8's own view, which differs between Node versions: reported here, not asserted by the tests)`);
+  try {
+    for (const c of await warmChecks()) out(`  ${c.ok ? 'ok    ' : 'NOT OK'} ${c.name}: ${c.detail}`);
+  } catch (e) {
+    out(`  failed to run: ${(e as Error).message}`);
   }
   out(`benchmark took ${((performance.now() - benchStart) / 1000).toFixed(1)} s; load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   return 0;

@@ -158,7 +158,6 @@ describe('Spawner.start on a kernel that refuses user namespaces', function () {
   });
 
   it('inside a user namespace whose user.max_user_namespaces is 0: ERR_START naming the clone step', async function () {
-    this.timeout(30_000);
     if (!fs.existsSync('/usr/bin/unshare')) skipBecause(this, '/usr/bin/unshare is not installed');
     if (isRoot) {
       const why = whyNobodyCannotRead([join(packageRoot, 'dist', 'lib', 'index.js'), join(packageRoot, 'build', 'Release', 'nodespawner.node')]);

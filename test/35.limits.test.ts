@@ -64,7 +64,7 @@ describe('limits with cgroups', function () {
   it('removes each job cgroup when the job ends, and the spawner cgroups on close', async function () {
     await Promise.all([spawner.run(fixture('echo.mjs'), 1), spawner.run(fixture('throws.mjs'), {}).catch(() => null)]);
     // The intermediate removes them just after the run settled (off the request path).
-    await waitFor('the job cgroups to be removed', () => jobDirsUnder(parents).length === 0, 5_000);
+    await waitFor('the job cgroups to be removed', () => jobDirsUnder(parents).length === 0);
     const s = await Spawner.start({ sandbox: { limits: 'cgroup' } });
     const own = parentDirs((s as unknown as { cgroups: Parameters<typeof parentDirs>[0] }).cgroups);
     expect(own.every((d) => fs.existsSync(d))).to.equal(true);

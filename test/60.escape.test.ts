@@ -74,7 +74,6 @@ describe('escape attempts', function () {
   let pair: Spawner;
 
   before(async function () {
-    this.timeout(60_000);
     if (!fs.existsSync(probe)) throw new Error(`the probe addon is missing at ${probe}: build it with node-gyp rebuild`);
     // A secret in the app's environment: the zygote starts with `env` only.
     process.env[secretName] = 'the app secret';
@@ -292,10 +291,9 @@ describe('escape attempts', function () {
 
   describe("the app's session keyring", function () {
     it("is out of a job's reach: the job cannot find or read the app's keys", async function () {
-      this.timeout(30_000);
       const sandboxes = [layers.full, layers.withoutSeccomp];
       const app = join(packageRoot, 'test', 'fixtures', 'escape', 'keyring-app.mjs');
-      const run = await runProgram(process.execPath, [app, packageRoot, JSON.stringify(sandboxes)], { timeoutMs: 25_000 });
+      const run = await runProgram(process.execPath, [app, packageRoot, JSON.stringify(sandboxes)], { timeoutMs: 100_000 });
       if (run.code !== 0) throw new Error(`the keyring app exited with ${run.signal ?? run.code}\n${run.stdout}\n${run.stderr}`);
       const out = run.stdout;
       const [full, withoutSeccomp] = JSON.parse(out.trim().split('\n').pop()!);
