@@ -463,9 +463,9 @@ export class Spawner extends EventEmitter {
   /** The sandbox half of a RunRequest: policy is decided here, the child only executes it. */
   private sandboxRequest(id: number, modulePath: string, limits: Limits) {
     const policy = this.options.sandbox;
-    const rlimits = [{ resource: native.RLIMIT.CORE, limit: 0 }];
+    const rlimits: Array<{ resource: number; limit: number; aboveInherited?: boolean }> = [{ resource: native.RLIMIT.CORE, limit: 0 }];
     if (policy.limits === 'rlimit') {
-      if (limits.memoryLimit !== null) rlimits.push({ resource: native.RLIMIT.DATA, limit: limits.memoryLimit });
+      if (limits.memoryLimit !== null) rlimits.push({ resource: native.RLIMIT.DATA, limit: limits.memoryLimit, aboveInherited: true });
       if (limits.pids !== null) rlimits.push({ resource: native.RLIMIT.NPROC, limit: limits.pids });
     }
     const cgroups = cgroupPlan(this.cgroups, id, limits);

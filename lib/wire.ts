@@ -39,7 +39,7 @@ export interface RunRequest {
   cgroupWrites: Array<{ path: string; value: string }>;
   cgroupProcs: string[];
   cgroupStats: string[];
-  rlimits: Array<{ resource: number; limit: unknown }>;
+  rlimits: Array<{ resource: number; limit: unknown; aboveInherited?: boolean | null }>;
   /** A preforked child: the payload arrives later, over the socket in the payload's place. */
   deferred?: boolean | null;
 }

@@ -169,10 +169,12 @@ static bool ForwardFatalSignals(int fd, Failure* f) {
   return true;
 }
 
-static bool SetResourceLimits(const std::vector<std::pair<int, uint64_t>>& limits, Failure* f) {
-  for (const auto& l : limits) {
-    struct rlimit r = {static_cast<rlim_t>(l.second), static_cast<rlim_t>(l.second)};
-    if (setrlimit(l.first, &r) != 0) return Fail(f, "resource limits", "setrlimit", errno);
+static bool SetResourceLimits(const std::vector<RlimitOp>& limits, uint64_t inheritedDataBytes, Failure* f) {
+  for (const RlimitOp& l : limits) {
+    uint64_t limit = l.limit;
+    if (l.aboveInherited && limit != RLIM_INFINITY) limit = limit > RLIM_INFINITY - inheritedDataBytes ? RLIM_INFINITY : limit + inheritedDataBytes;
+    struct rlimit r = {static_cast<rlim_t>(limit), static_cast<rlim_t>(limit)};
+    if (setrlimit(l.resource, &r) != 0) return Fail(f, "resource limits", "setrlimit", errno);
   }
   return true;
 }
@@ -196,7 +198,7 @@ bool Specialize(const ChildPlan& p, Failure* f) {
   RETURN_ON_FAILURE(SetupStdin(f));
   RETURN_ON_FAILURE(ReinitEventLoop(p.loop, f));
   RETURN_ON_FAILURE(NeutralizeZygoteFds(p, f));
-  RETURN_ON_FAILURE(SetResourceLimits(*p.rlimits, f));
+  RETURN_ON_FAILURE(SetResourceLimits(*p.rlimits, p.inheritedDataBytes, f));
   // Privileges last among the steps that need them; Landlock needs no_new_privs (set here).
   RETURN_ON_FAILURE(DropPrivileges(p.uid, p.gid, f));
   RETURN_ON_FAILURE(RestrictFilesystem(p.landlockHandled, *p.landlock, f));

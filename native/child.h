@@ -15,6 +15,13 @@
 
 namespace ns {
 
+// One setrlimit() in the child (soft = hard).
+struct RlimitOp {
+  int resource;
+  uint64_t limit;
+  bool aboveInherited;  // the limit counts from what the job inherits (RLIMIT_DATA: inheritedDataBytes)
+};
+
 struct ChildPlan {
   int syncFd;      // read end: the parent writes one byte once our id maps are in place
   int statusFd;    // the job's status socket: the intermediate's, never the job's
@@ -32,7 +39,8 @@ struct ChildPlan {
   uint64_t landlockHandled;
   const std::vector<LandlockRule>* landlock;
   const std::vector<uint8_t>* seccomp;
-  const std::vector<std::pair<int, uint64_t>>* rlimits;  // resource, limit (soft = hard)
+  const std::vector<RlimitOp>* rlimits;
+  uint64_t inheritedDataBytes;  // VmData at the fork, for limits counted above it
 };
 
 // The ordered list of setup steps. Allocates nothing and throws nothing.

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include "child.h"
 #include "failure.h"
@@ -124,6 +126,22 @@ static Noted WaitForExitOrNote(int pidfd, int noteFd) {
   }
 }
 
+// This process's private data (VmData in /proc/self/status, the mm's data_vm that RLIMIT_DATA
+// bounds), which the job cloned from it inherits. Reads into the stack: nothing is allocated.
+static bool ReadVmData(uint64_t* bytes, Failure* f) {
+  char buf[4096];
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(f, "resource limits", "open", errno, "/proc/self/status");
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return Fail(f, "resource limits", "read", n < 0 ? errno : EIO, "/proc/self/status");
+  buf[n] = '\0';
+  const char* at = strstr(buf, "\nVmData:");
+  if (at == nullptr) return Fail(f, "resource limits", "read", EINVAL, "no VmData in /proc/self/status");
+  *bytes = strtoull(at + 8, nullptr, 10) * 1024;
+  return true;
+}
+
 [[noreturn]] static void FailIntermediate(int statusFd, const Failure& f) {
   SendSetupFailed(statusFd, f);
   _exit(0);
@@ -149,6 +167,10 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     Fail(&f, "handshake pipes", "pipe2", errno);
     FailIntermediate(r.statusFd, f);
   }
+  uint64_t inheritedData = 0;
+  for (const RlimitOp& l : r.rlimits) {
+    if (l.aboveInherited && !ReadVmData(&inheritedData, &f)) FailIntermediate(r.statusFd, f);
+  }
   int pidfd = -1;
   long pid = syscall(SYS_clone, r.cloneFlags | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr, 0);
   if (pid == 0) {
@@ -156,7 +178,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     close(err[0]);
     close(note[0]);
     ChildPlan plan = {sync[0], r.statusFd, r.stdoutFd, r.stderrFd, r.resultFd, r.payloadFd, note[1], r.hostname, r.uid, r.gid,
-                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, &r.landlock, &r.seccomp, &r.rlimits};
+                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, &r.landlock, &r.seccomp, &r.rlimits, inheritedData};
     if (!Specialize(plan, &f)) {
       ssize_t ignored = write(err[1], &f, sizeof f);
       (void)ignored;

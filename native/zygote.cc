@@ -161,7 +161,7 @@ static bool ParseCgroups(const Napi::Object& o, CgroupPlan* plan) {
   return true;
 }
 
-static bool ParseRlimits(const Napi::Value& v, std::vector<std::pair<int, uint64_t>>* out) {
+static bool ParseRlimits(const Napi::Value& v, std::vector<RlimitOp>* out) {
   if (!v.IsArray()) return false;
   Napi::Array list = v.As<Napi::Array>();
   for (uint32_t i = 0; i < list.Length(); i++) {
@@ -170,7 +170,8 @@ static bool ParseRlimits(const Napi::Value& v, std::vector<std::pair<int, uint64
     Napi::Value resource = e.As<Napi::Object>().Get("resource"), limit = e.As<Napi::Object>().Get("limit");
     if (!resource.IsNumber() || !limit.IsNumber()) return false;
     double l = limit.As<Napi::Number>().DoubleValue();
-    out->emplace_back(resource.As<Napi::Number>().Int32Value(), l < 0 ? RLIM_INFINITY : static_cast<uint64_t>(l));
+    bool above = e.As<Napi::Object>().Get("aboveInherited").ToBoolean().Value();
+    out->push_back({resource.As<Napi::Number>().Int32Value(), l < 0 ? RLIM_INFINITY : static_cast<uint64_t>(l), above});
   }
   return true;
 }

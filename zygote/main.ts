@@ -155,7 +155,7 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint, filter = seccomp
     cgroupWrites: req.cgroupWrites.map((w) => ({ path: w.path, value: w.value })),
     cgroupProcs: req.cgroupProcs,
     cgroupStats: req.cgroupStats,
-    rlimits: req.rlimits.map((l) => ({ resource: l.resource, limit: i64(l.limit) })),
+    rlimits: req.rlimits.map((l) => ({ resource: l.resource, limit: i64(l.limit), aboveInherited: l.aboveInherited === true })),
     receivedNs,
   });
   if ('child' in out) {

@@ -728,6 +728,7 @@ const Rlimit = module.exports.Rlimit = class {
   constructor(args) {
     this.resource = null;
     this.limit = null;
+    this.aboveInherited = null;
     if (args) {
       if (args.resource !== undefined && args.resource !== null) {
         this.resource = args.resource;
@@ -738,6 +739,9 @@ const Rlimit = module.exports.Rlimit = class {
         this.limit = args.limit;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field limit is unset!');
+      }
+      if (args.aboveInherited !== undefined && args.aboveInherited !== null) {
+        this.aboveInherited = args.aboveInherited;
       }
     }
   }
@@ -766,6 +770,13 @@ const Rlimit = module.exports.Rlimit = class {
           input.skip(ftype);
         }
         break;
+        case 3:
+        if (ftype == Thrift.Type.BOOL) {
+          this.aboveInherited = input.readBool();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -785,6 +796,11 @@ const Rlimit = module.exports.Rlimit = class {
     if (this.limit !== null && this.limit !== undefined) {
       output.writeFieldBegin('limit', Thrift.Type.I64, 2);
       output.writeI64(this.limit);
+      output.writeFieldEnd();
+    }
+    if (this.aboveInherited !== null && this.aboveInherited !== undefined) {
+      output.writeFieldBegin('aboveInherited', Thrift.Type.BOOL, 3);
+      output.writeBool(this.aboveInherited);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
