@@ -46,6 +46,35 @@ function version(node) {
   return spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
 }
 
+/** What a run could leave behind: cgroups, temp entries, mounts and processes of nodespawner's. */
+function leftovers() {
+  const found = [];
+  for (const base of ['/sys/fs/cgroup', ...safeList('/sys/fs/cgroup').map((d) => join('/sys/fs/cgroup', d))]) {
+    // nodespawner-<app pid>-<n>: left behind once that app is gone.
+    for (const name of safeList(base)) if (/^nodespawner-\d+/.test(name) && !fs.existsSync(`/proc/${name.split('-')[1]}`)) found.push(`cgroup ${join(base, name)}`);
+  }
+  for (const name of safeList('/tmp')) if (name.startsWith('nodespawner')) found.push(`temp entry /tmp/${name}`);
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (/nodespawner/.test(line)) found.push(`mount ${line.split(' ')[4]}`);
+  for (const pid of safeList('/proc').filter((n) => /^\d+$/.test(n))) {
+    let cmd = '';
+    try {
+      cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      continue;
+    }
+    if (cmd.includes(join(root, 'dist', 'zygote', 'main.js'))) found.push(`process ${pid}: ${cmd.slice(0, 120)}`);
+  }
+  return found;
+}
+
+function safeList(dir) {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 /** Runs the suite with `node`; as nobody through setpriv when `asNobody`. Returns whether it passed. */
 function suite(node, asNobody) {
   const argv = [mocha, '--reporter', 'dot', ...extra, spec];
@@ -56,8 +85,11 @@ function suite(node, asNobody) {
   // As nobody, the suite runs without cgroups (nobody cannot create them here) and so checks that
   // an unprivileged app is told what to configure.
   const env = asNobody ? { ...process.env, HOME: '/tmp', NODESPAWNER_LIMITS: 'rlimit', NODESPAWNER_TEST_NESTED: '1' } : process.env;
+  const before = new Set(leftovers());
   const r = spawnSync(cmd, args, { cwd: root, env, stdio: 'inherit' });
-  return r.status === 0;
+  const left = leftovers().filter((x) => !before.has(x));
+  for (const x of left) console.log(`test:all: left behind by the run: ${x}`);
+  return r.status === 0 && left.length === 0;
 }
 
 /** Why user nobody cannot run the suite from here (a directory it cannot search, no setpriv), or null. */
