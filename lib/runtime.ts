@@ -2,11 +2,12 @@
 // (process.execPath), so the app can decide for both.
 import module from 'node:module';
 
-/** Synchronous in-thread module hooks (`module.registerHooks()`, Node 22.15+ and 24). */
-export const hasSyncHooks = typeof (module as unknown as { registerHooks?: unknown }).registerHooks === 'function';
-
-/** Whether Node runs TypeScript modules by stripping their types (Node 22.18+ and 24 by default). */
-export const stripsTypes = Boolean((process.features as { typescript?: unknown }).typescript);
+/**
+ * Whether this Node strips TypeScript types, by default (Node 22.18+ and 24) and for the job linker
+ * (`module.stripTypeScriptTypes`).
+ */
+export const stripsTypes =
+  Boolean((process.features as { typescript?: unknown }).typescript) && typeof (module as { stripTypeScriptTypes?: unknown }).stripTypeScriptTypes === 'function';
 
 /** A job module written in TypeScript, by its extension. */
 export const isTypeScriptPath = (path: string): boolean => /\.(ts|mts|cts)$/.test(path);

@@ -9,7 +9,6 @@ import type { Ready } from './wire.js';
 import type { ResolvedSpawnerOptions } from './options.js';
 import { StartError } from './errors.js';
 import { unsearchableDir } from './sandbox.js';
-import { hasSyncHooks } from './runtime.js';
 import { compile } from './seccomp/compile.js';
 import { defaultJobPolicy, trappingKills, zygotePolicy } from './seccomp/policy.js';
 
@@ -27,8 +26,7 @@ const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
 
 /** V8/Node flags the zygote needs; DESIGN.md explains each. */
 const zygoteFlags = [
-  // The in-thread ESM linker for jobs, where Node lacks synchronous module hooks (zygote/loader.ts).
-  ...(hasSyncHooks ? [] : ['--experimental-vm-modules']),
+  '--experimental-vm-modules', // the in-thread ESM linker for jobs (zygote/linker.ts)
   '--single-threaded', // a GC in a forked child must not wait for V8 worker threads it lacks
   // Feedback vectors for all the code the zygote runs, however rarely, so that children start with
   // its inline caches warm; switched back before serving (zygote/main.ts prepareHeap).

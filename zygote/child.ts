@@ -7,7 +7,7 @@ import { native } from '../lib/native.js';
 import { T, ResultTag, StreamRecord, encode, fromWire, readPayload, timingsFrame, toWire } from '../lib/wire.js';
 import type { ChildMarks, RunRequest } from '../lib/wire.js';
 import type { JobContext } from '../lib/define.js';
-import type { JobLoader } from './loader.js';
+import type { Linker } from './linker.js';
 import { drainAndExit, postForkChild } from './hygiene.js';
 
 
@@ -106,7 +106,7 @@ function awaitAssignment(workFd: number): number {
   return msg.fds[0];
 }
 
-export async function runChild(req: RunRequest, resultFd: number, payloadOrWorkFd: number, linker: JobLoader, startedNs: bigint): Promise<never> {
+export async function runChild(req: RunRequest, resultFd: number, payloadOrWorkFd: number, linker: Linker, startedNs: bigint): Promise<never> {
   marks.started = startedNs;
   let settled = false;
   let timingsSent = false;

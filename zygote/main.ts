@@ -63,11 +63,11 @@ const fdsAtStart = new Map(native.listFds());
 // 2.02-2.06 ms). It is compiled here, once; the job modules a child loads stay lazy. (V8 drops the
 // bytecode of a function that has not run for 5 full GCs; the zygote did not get there in 4,500 jobs.)
 v8.setFlagsFromString('--no-lazy');
-const { createLoader } = await import('./loader.js');
-const linker = await createLoader();
+const { Linker } = await import('./linker.js');
 const { runChild } = await import('./child.js');
 const { installInZygote } = await import('./hygiene.js');
 v8.setFlagsFromString('--lazy');
+const linker = new Linker();
 /** The seccomp program the app compiled (struct sock_filter[]); every job installs it last. */
 const seccomp = Buffer.from(config.seccomp ?? '', 'base64');
 const selfTestSeccomp = Buffer.from(config.selfTestSeccomp ?? '', 'base64');

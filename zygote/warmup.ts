@@ -4,17 +4,18 @@ import { tableFromArrays, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { T, decode, encode, fromWire, payloadParts, readPayload, timingsFrame, toWire } from '../lib/wire.js';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { JobLoader } from './loader.js';
+import type { Linker } from './linker.js';
 
 const commonBuiltins = [
   'buffer', 'child_process', 'crypto', 'events', 'fs', 'fs/promises', 'os', 'path',
   'stream', 'stream/promises', 'string_decoder', 'timers', 'timers/promises', 'url', 'util', 'zlib',
 ];
 
-export async function warmUp(linker: JobLoader, rounds = 40): Promise<void> {
+export async function warmUp(linker: Linker, rounds = 40): Promise<void> {
   warmRunner(rounds);
   warmRunnerIo();
   await linker.warmBuiltins(commonBuiltins);
+  linker.warmTypeScript();
   await linker.warmUp(fileURLToPath(new URL('./warm-up-job.js', import.meta.url)));
 }
 
