@@ -91,9 +91,16 @@ export function detectCgroups(tag: string, v2Root: string | null): CgroupSupport
     const base = v2Root ?? join(v2.point, own.find((h) => h.controllers.length === 0)?.path ?? '/');
     let available: string[] = [];
     try {
-      available = fs.readFileSync(join(base, 'cgroup.controllers'), 'utf8').trim().split(/\s+/);
+      available = fs.readFileSync(join(base, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
     } catch {
       available = [];
+    }
+    // A root the user named is the only place for job cgroups: never the v1 hierarchies instead.
+    if (v2Root !== null && !(available.includes('memory') && available.includes('pids'))) {
+      return {
+        version: 0,
+        reason: `sandbox.cgroupRoot ${v2Root} does not offer the memory and pids controllers (its cgroup.controllers has ${available.join(' ') || 'none'}): enable them in its parent's cgroup.subtree_control (systemd: Delegate=yes)`,
+      };
     }
     if (available.includes('memory') && available.includes('pids')) {
       if (!writableDir(base)) {
@@ -116,6 +123,7 @@ export function detectCgroups(tag: string, v2Root: string | null): CgroupSupport
       return { version: 2, parent: join(base, tag) };
     }
   }
+  if (v2Root !== null) return { version: 0, reason: `sandbox.cgroupRoot is ${v2Root}, but no cgroup2 file system is mounted` };
   const v1 = (controller: string) => {
     const mount = mounts.find((m) => m.version === 1 && m.controllers.includes(controller));
     const mine = own.find((h) => h.controllers.includes(controller));

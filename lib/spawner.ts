@@ -1,13 +1,14 @@
 // The app side: supervises the zygote, queues runs (p-queue), and owns every job's lifecycle.
 import { EventEmitter } from 'node:events';
+import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
 import { native } from './native.js';
 import { T } from './wire.js';
-import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js';
+import { resolveRunOptions, resolveSpawnerOptions, expectedMessage } from './options.js';
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
-import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, ZygoteGoneError } from './errors.js';
+import { AbortError, ClosedError, InvalidArgumentError, InvalidOutputError, ModuleNotFoundError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, ZygoteGoneError } from './errors.js';
 import { RecordBatchReader } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { Job, encodePayload } from './job.js';
@@ -56,6 +57,18 @@ interface PreforkSet {
   /** A child of this set ended before a run was assigned to it: the module is not preforked again. */
   coldOnly: boolean;
   idle: NodeJS.Timeout | undefined;
+}
+
+/** A job module must be a file the app can see: a missing one is refused here, without a fork. */
+function checkModule(path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ModuleNotFoundError(path, code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read: ${code ?? (e as Error).message}`);
+  }
+  if (!st.isFile()) throw new ModuleNotFoundError(path, 'is not a file');
 }
 
 /** Where per-job limits will be enforced; throws a StartError that says what to configure. */
@@ -231,9 +244,10 @@ export class Spawner extends EventEmitter {
         module = module.path;
       }
       modulePath = module instanceof URL || (typeof module === 'string' && module.startsWith('file:')) ? fileURLToPath(module) : (module as string);
-      if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw expected('module', 'an absolute path or a file: URL', module);
+      if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw new InvalidArgumentError(expectedMessage('module', 'an absolute path or a file: URL', module));
       o = resolveRunOptions(options, this.options);
       payload = encodePayload(args, o.inputs);
+      checkModule(modulePath);
     } catch (e) {
       return Promise.reject(e);
     }

@@ -82,6 +82,19 @@ function idMapped(kind: 'uid' | 'gid', id: number): boolean {
   }
 }
 
+/**
+ * A start that outlasted `startTimeout` is first a matter of configuration (the option is too
+ * short for this app's preloads), and only then possibly a host problem.
+ */
+function startTimeoutMessage(startTimeout: number, stderr: string): string {
+  const tail = stderr.trim() === '' ? '' : ` The zygote's stderr: ${stderr.slice(-2000)}`;
+  return (
+    `the zygote did not become ready within startTimeout (${startTimeout} ms): preloading, warming up and the self-test took longer. ` +
+    'Starting takes a few hundred ms on a typical host, more with large preloads: raise the spawner option `startTimeout` (default 60000). ' +
+    `Only if it also times out with a generous startTimeout, check the preloads (one may wait for something that never settles) and run \`npx nodespawner doctor\`.${tail}`
+  );
+}
+
 export class ZygoteProcess {
   private goneHandler: (why: string) => void = () => {};
   private isGone = false;
@@ -145,7 +158,7 @@ export class ZygoteProcess {
     let ready: Ready;
     try {
       ready = await new Promise<Ready>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new StartError(`the zygote did not become ready within ${o.startTimeout} ms; stderr: ${stderr.slice(-2000)}. ${hint}`, 'timeout')), o.startTimeout);
+        const timer = setTimeout(() => reject(new StartError(startTimeoutMessage(o.startTimeout, stderr), 'timeout')), o.startTimeout);
         const fail = (e: Error) => {
           clearTimeout(timer);
           reject(e);
