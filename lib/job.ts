@@ -100,7 +100,8 @@ export function encodePayload(args: unknown, inputs: Record<string, Table>): Uin
  */
 function checkInputTable(name: string, table: unknown): void {
   if (typeof table === 'object' && table !== null && Table.prototype.isPrototypeOf(table)) return;
-  if (Table.isTable(table)) {
+  const named = (x: unknown) => (x as { constructor?: { name?: unknown } }).constructor?.name === 'Table';
+  if (Table.isTable(table) || (typeof table === 'object' && table !== null && named(table) && 'schema' in table && 'batches' in table)) {
     throw new InvalidArgumentError(
       `Expected \`inputs.${name}\` to be a Table of the apache-arrow that nodespawner uses, got a Table of another copy of apache-arrow. ` +
         'The app and nodespawner must share one apache-arrow (a peer dependency of nodespawner): install one version that satisfies both, ' +
