@@ -65,7 +65,12 @@ export interface NativeBinding {
    */
   MessageWatcher: new (fd: number, onMessage: (data: Buffer | null, fds: number[]) => void, bytes?: boolean) => MessageWatcher;
   // zygote side
-  zygoteInit(controlFd: number, appPid: number): number;
+  /** Until serving(), the app's death (the zygote's parent death signal) removes cleanupDirs and ends the zygote. */
+  zygoteInit(controlFd: number, appPid: number, cleanupDirs: string[]): number;
+  /** Before the first fork: the app's death is seen as EOF from now on. Whether the app is alive. */
+  serving(appPid: number): boolean;
+  /** Whether this process has a (live) child. */
+  hasChildren(): boolean;
   recvRequest(fd: number): ReceivedMessage | null;
   /** Whether a read on fd would not block, waiting up to timeoutMs (default 0) for it. */
   readable(fd: number, timeoutMs?: number): boolean;

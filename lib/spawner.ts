@@ -147,7 +147,7 @@ export class Spawner extends EventEmitter {
     const seccomp = o.sandbox.seccomp ? compile(defaultJobPolicy).toBuffer() : new Uint8Array(0);
     const cgroups = resolveLimits(o);
     try {
-      return new Spawner(o, seccomp, cgroups, await ZygoteProcess.start(o, seccomp));
+      return new Spawner(o, seccomp, cgroups, await ZygoteProcess.start(o, seccomp, parentDirs(cgroups)));
     } catch (e) {
       removeParents(cgroups);
       throw e;
@@ -518,7 +518,7 @@ export class Spawner extends EventEmitter {
       try {
         const previous = this.lastInfo.pid;
         prepareParents(this.cgroups);
-        const z = await ZygoteProcess.start(this.options, this.seccomp);
+        const z = await ZygoteProcess.start(this.options, this.seccomp, parentDirs(this.cgroups));
         if (this.closed) {
           await z.stop();
           throw new ClosedError();

@@ -108,7 +108,7 @@ export class ZygoteProcess {
   ) {}
 
   /** Spawns a zygote and resolves once it serves; rejects with a StartError that says why not. */
-  static async start(o: ResolvedSpawnerOptions, seccomp: Uint8Array): Promise<ZygoteProcess> {
+  static async start(o: ResolvedSpawnerOptions, seccomp: Uint8Array, cgroupParents: string[]): Promise<ZygoteProcess> {
     const euid = process.geteuid!();
     const preload = zygotePreload(o.heapArena, o.env.LD_PRELOAD);
     const env: Record<string, string> = { ...o.env, UV_USE_IO_URING: '0' };
@@ -129,6 +129,8 @@ export class ZygoteProcess {
       // Closed by the zygote first thing: no fd the app leaked by mistake may reach a job.
       inheritedFds: native.inheritableFds().filter((fd) => fd > 3),
       seccomp: Buffer.from(seccomp).toString('base64'),
+      // Removed by the zygote when the app dies without close(), however it ends.
+      cgroupParents,
     };
     const [appEnd, zygoteEnd] = native.socketPair();
     let child: ChildProcess;
