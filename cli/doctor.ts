@@ -282,7 +282,7 @@ export async function main(argv: string[]): Promise<number> {
   add({
     name: 'native addon',
     status: native ? 'works' : 'missing',
-    detail: native ? 'build/Release/nodespawner.node loads' : `cannot load: ${addonError?.message.split('\n')[0] ?? 'not Linux'}`,
+    detail: native ? `${(await import('../lib/native.js')).addonPath} loads` : `cannot load: ${addonError?.message.split('\n')[0] ?? 'not Linux'}`,
     fix: native
       ? undefined
       : 'Rebuild it for this Node.js: `npm rebuild nodespawner` in your app (in a checkout: `npm run build`). node-gyp needs python3, make and g++ (Debian/Ubuntu: `apt-get install python3 make g++`).',

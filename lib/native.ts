@@ -1,6 +1,7 @@
 // The typed face of the C++ addon (native/). Both the app side (lib/) and the zygote load it.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** Package root: dist/lib/native.js lives two levels below it. */
@@ -92,14 +93,26 @@ export interface NativeBinding {
 
 const require = createRequire(import.meta.url);
 
+/**
+ * A file the install provides: the one `npm install` built from source (build/Release), else the
+ * prebuilt one shipped in the package for this platform (prebuilds/linux-x64, made by prebuildify).
+ */
+export function installedBinary(builtName: string, prebuiltName: string): string {
+  const built = join(packageRoot, 'build', 'Release', builtName);
+  const prebuilt = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, prebuiltName);
+  return existsSync(built) || !existsSync(prebuilt) ? built : prebuilt;
+}
+
+/** The addon (Node-API 8: one binary for every Node version this package supports). */
+export const addonPath = installedBinary('nodespawner.node', 'nodespawner.node');
+
 function load(): NativeBinding {
-  const path = join(packageRoot, 'build', 'Release', 'nodespawner.node');
   try {
-    return require(path) as NativeBinding;
+    return require(addonPath) as NativeBinding;
   } catch (err) {
     const e = new Error(
-      `nodespawner: cannot load the native addon at ${path}: ${(err as Error).message}. ` +
-        'Build it with `npm install` (or `npx node-gyp rebuild` in the package directory); it needs python3, make and g++.',
+      `nodespawner: cannot load the native addon at ${addonPath}: ${(err as Error).message}. ` +
+        'The package ships it prebuilt for linux-x64; elsewhere `npm install` builds it from source (`npm rebuild nodespawner`), which needs python3, make and g++.',
     );
     (e as Error & { cause: unknown }).cause = err;
     throw e;

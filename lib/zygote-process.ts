@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { native, packageRoot } from './native.js';
+import { installedBinary, native, packageRoot } from './native.js';
 import { T, decode, i64 } from './wire.js';
 import type { Ready } from './wire.js';
 import type { ResolvedSpawnerOptions } from './options.js';
@@ -52,8 +52,8 @@ export interface ZygoteInfo {
   heapArenaNote: string | null;
 }
 
-/** The heap arena library that `npm install` builds (native/arena.c). */
-export const arenaLibrary = join(packageRoot, 'build', 'Release', 'nodespawner_arena.node');
+/** The heap arena library (native/arena.c): a plain shared library, prebuilt in the package or built at install. */
+export const arenaLibrary = installedBinary('nodespawner_arena.so', 'nodespawner_arena.so');
 
 /**
  * The zygote's LD_PRELOAD: the heap arena first, then any preload the app put in `env`. Or, when
@@ -63,7 +63,7 @@ export function zygotePreload(heapArena: boolean, appPreload: string | undefined
   if (!heapArena) return { value: appPreload, note: null };
   // The dynamic loader splits LD_PRELOAD at spaces and colons.
   if (/[\s:]/.test(library)) return { value: appPreload, note: `the heap arena's path (${library}) has a space or colon, which LD_PRELOAD cannot carry: install the package at a path without them` };
-  if (!existsSync(library)) return { value: appPreload, note: `the heap arena is not built (${library} is missing): run npm install` };
+  if (!existsSync(library)) return { value: appPreload, note: `the heap arena is not built (${library} is missing): reinstall nodespawner` };
   return { value: appPreload ? `${library} ${appPreload}` : library, note: null };
 }
 

@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { InvalidOptionError, Spawner, StartError } from '../lib/index.js';
+import { addonPath } from '../lib/native.js';
 import { expectCode, fixture, isRoot, packageRoot, procInfo, rejection, skipBecause, whyNobodyCannotRead } from './helpers.js';
 
 describe('Spawner.start', function () {
@@ -192,7 +193,7 @@ describe('Spawner.start on a kernel that refuses user namespaces', function () {
     this.timeout(30_000);
     if (!fs.existsSync('/usr/bin/unshare')) skipBecause(this, '/usr/bin/unshare is not installed');
     if (isRoot) {
-      const why = whyNobodyCannotRead([join(packageRoot, 'dist', 'lib', 'index.js'), join(packageRoot, 'build', 'Release', 'nodespawner.node')]);
+      const why = whyNobodyCannotRead([join(packageRoot, 'dist', 'lib', 'index.js'), addonPath]);
       if (why) skipBecause(this, why);
     }
     // The app runs unprivileged (as nobody when we are root) in a fresh user namespace in which
