@@ -99,7 +99,7 @@ export function encodePayload(args: unknown, inputs: Record<string, Table>): Uin
  * copy of the package, which our writer encodes into a broken stream.
  */
 function checkInputTable(name: string, table: unknown): void {
-  if (typeof table === 'object' && table !== null && Table.prototype.isPrototypeOf(table)) return;
+  if (typeof table === 'object' && table !== null && Object.prototype.isPrototypeOf.call(Table.prototype, table)) return;
   const named = (x: unknown) => (x as { constructor?: { name?: unknown } }).constructor?.name === 'Table';
   if (Table.isTable(table) || (typeof table === 'object' && table !== null && named(table) && 'schema' in table && 'batches' in table)) {
     throw new InvalidArgumentError(
@@ -302,7 +302,10 @@ export class Job {
 
   private setRef(ref: boolean): void {
     const handles: Array<{ ref(): unknown; unref(): unknown } | undefined> = [this.watcher, this.timer, ...this.streams];
-    for (const h of handles) if (h) (ref ? h.ref() : h.unref());
+    for (const h of handles) {
+      if (h && ref) h.ref();
+      else if (h) h.unref();
+    }
   }
 
   /**

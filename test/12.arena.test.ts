@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
 import { arenaLibrary, zygotePreload } from '../lib/zygote-process.js';
 import { addonPath } from '../lib/native.js';
-import { fixture, packageRoot, runProgram, skipBecause, tempDir } from './helpers.js';
+import { fixture, runProgram, skipBecause, tempDir } from './helpers.js';
 
 const addon = addonPath;
 
