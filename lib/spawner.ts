@@ -78,7 +78,7 @@ function resolveLimits(o: ResolvedSpawnerOptions): CgroupSupport {
   if (support.version === 0) {
     throw new StartError(
       `per-job memory and process limits need cgroups, and ${support.reason}. ` +
-        "To run with weaker limits instead, set sandbox.limits to 'rlimit' (or NODESPAWNER_LIMITS=rlimit): RLIMIT_DATA and RLIMIT_NPROC, no CPU quota, no out-of-memory report. Run `npx nodespawner doctor` to check this host.",
+        "To run with weaker limits instead, set sandbox.limits to " + "'rlimit' (or NODESPAWNER_LIMITS=rlimit): RLIMIT_DATA " + "and RLIMIT_NPROC, no CPU quota, no out-of-memory report. Run `npx nodespawner doctor` to check this host.",
       'cgroups',
     );
   }

@@ -89,13 +89,13 @@ describe('the npm package', function () {
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it('installs from its tarball in a fresh project without a compiler (prebuilt binaries) and runs a job there, and builds from source where asked', async function () {
+  it('installs from its tarball in a fresh project without a compiler (prebuilt ' + 'binaries) and runs a job there, and builds from source where asked', async function () {
     this.timeout(600_000);
     if (process.env.NODESPAWNER_TEST_NESTED) skipBecause(this, 'the unprivileged re-run does not build and install the package a second time: the privileged run did');
     const npmVersion = spawnSync('npm', ['--version'], { encoding: 'utf8', timeout: 30_000 });
     if (npmVersion.error || npmVersion.status !== 0) skipBecause(this, `npm is not available: ${npmVersion.error?.message ?? npmVersion.stderr}`);
     const ping = spawnSync('npm', ['ping', '--fetch-retries=0', '--fetch-timeout=15000'], { encoding: 'utf8', timeout: 30_000 });
-    if (ping.error || ping.status !== 0) skipBecause(this, `the npm registry is not reachable (npm ping: ${ping.error?.message ?? ping.stderr.split('\n').find((l) => /E[A-Z]{4,}|request to|fetch/.test(l)) ?? ping.stderr.trim().split('\n')[0]}): installing needs it`);
+    if (ping.error || ping.status !== 0) skipBecause(this, `the npm registry is not reachable (npm ping: ` + `${ping.error?.message ?? ping.stderr.split('\n').find((l) => /E[A-Z]{4,}|request ` + `to|fetch/.test(l)) ?? ping.stderr.trim().split('\n')[0]}): installing needs it`);
     for (const f of ['dist/lib/index.js', 'dist/zygote/main.js', 'dist/cli/main.js']) {
       if (!fs.existsSync(join(packageRoot, f))) throw new Error(`${f} is missing: build with \`npx tsc -p .\` first`);
     }
