@@ -1,10 +1,12 @@
 // Options, their defaults, and validation. One error shape throughout:
 //   Expected `timeout` to be a positive finite number, got `-1` (number)
+import { statSync, statfsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Table } from 'apache-arrow';
 import { checkBindable } from './sandbox.js';
 import type { SandboxPolicy } from './sandbox.js';
 import type { Limits } from './cgroups.js';
+import { InvalidOptionError } from './errors.js';
 
 export interface SandboxOptions {
   /**
@@ -157,8 +159,13 @@ function show(x: unknown): string {
   return `\`${s}\` (${x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x})`;
 }
 
-export function expected(name: string, what: string, got: unknown): TypeError {
-  return new TypeError(`Expected \`${name}\` to be ${what}, got ${show(got)}`);
+/** An InvalidOptionError (a TypeError with code ERR_INVALID_OPTION) in the one message shape. */
+export function expected(name: string, what: string, got: unknown): InvalidOptionError {
+  return new InvalidOptionError(expectedMessage(name, what, got));
+}
+
+export function expectedMessage(name: string, what: string, got: unknown): string {
+  return `Expected \`${name}\` to be ${what}, got ${show(got)}`;
 }
 
 function positive(name: string, v: unknown, fallback: number, allowInfinity = false): number {
@@ -175,6 +182,12 @@ function integer(name: string, v: unknown, fallback: number, allowInfinity = fal
   return n;
 }
 
+function nonNegativeInteger(name: string, v: unknown, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw expected(name, 'a non-negative integer (0 turns it off)', v);
+  return v;
+}
+
 function overflow(name: string, v: unknown, fallback: 'truncate' | 'kill'): 'truncate' | 'kill' {
   if (v === undefined) return fallback;
   if (v !== 'truncate' && v !== 'kill') throw expected(name, "'truncate' or 'kill'", v);
@@ -183,8 +196,24 @@ function overflow(name: string, v: unknown, fallback: 'truncate' | 'kill'): 'tru
 
 function onlyKeys(name: string, o: object, keys: string[]): void {
   for (const k of Object.keys(o)) {
-    if (!keys.includes(k)) throw new TypeError(`Unknown option \`${name}${k}\`; known options are ${keys.join(', ')}`);
+    if (!keys.includes(k)) throw new InvalidOptionError(`Unknown option \`${name}${k}\`; known options are ${keys.join(', ')}`);
   }
+}
+
+const cgroup2Magic = 0x63677270;
+
+/** `sandbox.cgroupRoot` must be a directory of a cgroup v2 hierarchy: job cgroups go there and nowhere else. */
+function checkCgroupRoot(root: unknown): void {
+  const what = 'a directory in a cgroup v2 hierarchy (a delegated subtree, such as /sys/fs/cgroup/app.slice/app.service)';
+  if (typeof root !== 'string' || !root.startsWith('/')) throw expected('sandbox.cgroupRoot', what, root);
+  let why: string | null = null;
+  try {
+    if (!statSync(root).isDirectory()) why = 'not a directory';
+    else if (statfsSync(root).type !== cgroup2Magic) why = 'not in a cgroup2 file system';
+  } catch (e) {
+    why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+  }
+  if (why !== null) throw new InvalidOptionError(`${expectedMessage('sandbox.cgroupRoot', what, root)}: ${why}`);
 }
 
 const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -202,9 +231,7 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   onlyKeys('sandbox.', sandbox, ['network', 'hostname', 'tmpSize', 'readOnlyPaths', 'writablePaths', 'filesystem', 'landlock', 'seccomp', 'memoryLimit', 'pids', 'cpu', 'limits', 'cgroupRoot']);
   const limits = sandbox.limits ?? (process.env.NODESPAWNER_LIMITS as SandboxOptions['limits']) ?? 'cgroup';
   if (!['cgroup', 'rlimit', 'none'].includes(limits as string)) throw expected('sandbox.limits', "'cgroup', 'rlimit' or 'none'", limits);
-  if (sandbox.cgroupRoot !== undefined && (typeof sandbox.cgroupRoot !== 'string' || !sandbox.cgroupRoot.startsWith('/'))) {
-    throw expected('sandbox.cgroupRoot', 'an absolute path', sandbox.cgroupRoot);
-  }
+  if (sandbox.cgroupRoot !== undefined) checkCgroupRoot(sandbox.cgroupRoot);
   for (const k of ['network', 'filesystem', 'landlock', 'seccomp'] as const) {
     if (sandbox[k] !== undefined && typeof sandbox[k] !== 'boolean') throw expected(`sandbox.${k}`, 'a boolean', sandbox[k]);
   }
@@ -221,7 +248,7 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   if (o.heapArena !== undefined && typeof o.heapArena !== 'boolean') throw expected('heapArena', 'a boolean', o.heapArena);
   const preloadBase = o.preloadBase ?? process.cwd();
   const concurrency = integer('concurrency', o.concurrency, availableParallelism());
-  const prefork = o.prefork === 0 ? 0 : integer('prefork', o.prefork, Math.min(concurrency, 4));
+  const prefork = nonNegativeInteger('prefork', o.prefork, Math.min(concurrency, 4));
   if (typeof preloadBase !== 'string' || !preloadBase.startsWith('/')) throw expected('preloadBase', 'an absolute path', preloadBase);
   return {
     preload,

@@ -4,6 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native, packageRoot } from './native.js';
+import { InvalidOptionError } from './errors.js';
 
 /** The job's uid and gid inside its namespace (mapped to one unprivileged id outside). */
 export const jobUid = 1000;
@@ -138,11 +139,11 @@ export function landlockRules(mounts: MountOp[], abi: number): { handled: number
 
 /** Whether a path given in options is an existing absolute path (binds of missing paths fail the job). */
 export function checkBindable(name: string, path: unknown): string {
-  if (typeof path !== 'string' || !path.startsWith('/')) throw new TypeError(`Expected \`${name}\` to hold absolute paths, got \`${String(path)}\``);
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError(`Expected \`${name}\` to hold absolute paths, got \`${String(path)}\``);
   try {
     statSync(path);
   } catch (e) {
-    throw new TypeError(`Expected \`${name}\` to hold existing paths: ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new InvalidOptionError(`Expected \`${name}\` to hold existing paths: ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return path;
 }

@@ -1,13 +1,14 @@
 // The app side: supervises the zygote, queues runs (p-queue), and owns every job's lifecycle.
 import { EventEmitter } from 'node:events';
+import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
 import { native } from './native.js';
 import { T } from './wire.js';
-import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js';
+import { resolveRunOptions, resolveSpawnerOptions, expectedMessage } from './options.js';
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
-import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, TypeScriptUnsupportedError, ZygoteGoneError } from './errors.js';
+import { AbortError, ClosedError, InvalidArgumentError, InvalidOutputError, ModuleNotFoundError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, TypeScriptUnsupportedError, ZygoteGoneError } from './errors.js';
 import { isTypeScriptPath, stripsTypes } from './runtime.js';
 import { RecordBatchReader } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
@@ -57,6 +58,18 @@ interface PreforkSet {
   idle: NodeJS.Timeout | undefined;
 }
 
+/** A job module must be a file the app can see: a missing one is refused here, without a fork. */
+function checkModule(path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ModuleNotFoundError(path, code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read: ${code ?? (e as Error).message}`);
+  }
+  if (!st.isFile()) throw new ModuleNotFoundError(path, 'is not a file');
+}
+
 /** Where per-job limits will be enforced; throws a StartError that says what to configure. */
 function resolveLimits(o: ResolvedSpawnerOptions): CgroupSupport {
   if (o.sandbox.limits !== 'cgroup') return { version: 0, reason: `sandbox.limits is '${o.sandbox.limits}'` };
@@ -64,7 +77,7 @@ function resolveLimits(o: ResolvedSpawnerOptions): CgroupSupport {
   if (support.version === 0) {
     throw new StartError(
       `per-job memory and process limits need cgroups, and ${support.reason}. ` +
-        "To run with weaker limits instead, set sandbox.limits to 'rlimit' (or NODESPAWNER_LIMITS=rlimit): RLIMIT_DATA and RLIMIT_NPROC, no CPU quota, no out-of-memory report. Run `npx nodespawner doctor` to check this host.",
+        "To run with weaker limits instead, set sandbox.limits to " + "'rlimit' (or NODESPAWNER_LIMITS=rlimit): RLIMIT_DATA " + "and RLIMIT_NPROC, no CPU quota, no out-of-memory report. Run `npx nodespawner doctor` to check this host.",
       'cgroups',
     );
   }
@@ -130,7 +143,7 @@ export class Spawner extends EventEmitter {
     const o = resolveSpawnerOptions(options);
     const cgroups = resolveLimits(o);
     try {
-      return new Spawner(o, cgroups, await ZygoteProcess.start(o));
+      return new Spawner(o, cgroups, await ZygoteProcess.start(o, parentDirs(cgroups)));
     } catch (e) {
       removeParents(cgroups);
       throw e;
@@ -227,10 +240,11 @@ export class Spawner extends EventEmitter {
         module = module.path;
       }
       modulePath = module instanceof URL || (typeof module === 'string' && module.startsWith('file:')) ? fileURLToPath(module) : (module as string);
-      if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw expected('module', 'an absolute path or a file: URL', module);
+      if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw new InvalidArgumentError(expectedMessage('module', 'an absolute path or a file: URL', module));
       if (isTypeScriptPath(modulePath) && !stripsTypes) throw new TypeScriptUnsupportedError(modulePath);
       o = resolveRunOptions(options, this.options);
       payload = encodePayload(args, o.inputs);
+      checkModule(modulePath);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -501,7 +515,7 @@ export class Spawner extends EventEmitter {
       try {
         const previous = this.lastInfo.pid;
         prepareParents(this.cgroups);
-        const z = await ZygoteProcess.start(this.options);
+        const z = await ZygoteProcess.start(this.options, parentDirs(this.cgroups));
         if (this.closed) {
           await z.stop();
           throw new ClosedError();
