@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cgroups.h"
+#include "egress.h"
 #include "fds.h"
 #include "landlock.h"
 #include "mounts.h"
@@ -33,6 +34,7 @@ struct ForkRequest {
   CgroupPlan cgroups;
   std::vector<std::pair<int, uint64_t>> rlimits;
   unsigned long cloneFlags;  // CLONE_NEW* set, policy from the TypeScript side
+  EgressPlan egress;         // sandbox.network 'egress': firewall and network stack
   int64_t receivedNs;
   uv_loop_t* loop;
 };
