@@ -204,6 +204,9 @@ export function stackArgv(t: EgressTools): string[] {
     // 10.0.2.2 is an ordinary (refused) address, not the host's loopback; no built-in resolver.
     '--disable-host-loopback',
     '--disable-dns',
+    // A seccomp filter, as pasta has by itself. (Not --enable-sandbox: it needs root mapped in the
+    // job's user namespace, where only the job's ids are.)
+    '--enable-seccomp',
     '--ready-fd=3',
     '--exit-fd=4',
     '--netns-type=path',

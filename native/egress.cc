@@ -164,18 +164,29 @@ static void ReadAll(int fd, char* buf, size_t cap) {
   buf[used] = '\0';
 }
 
-// The line of a program's output that says what went wrong: from its "Error:" on, or its last.
+// The line of a program's output that says what went wrong: nft's "Error:" line, else the last
+// line that says it failed (the stacks print their settings to stdout, into the same pipe), else
+// the last line.
 static const char* ErrorLine(char* text) {
-  char* line = strstr(text, "Error:");
-  if (line == nullptr) {
-    size_t n = strlen(text);
-    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) text[--n] = '\0';
-    char* last = strrchr(text, '\n');
-    line = last != nullptr ? last + 1 : text;
+  char* e = strstr(text, "Error:");
+  if (e != nullptr) {
+    char* end = strchr(e, '\n');
+    if (end != nullptr) *end = '\0';
+    return e;
   }
-  char* end = strchr(line, '\n');
-  if (end != nullptr) *end = '\0';
-  return line;
+  static const char* const kWords[] = {"ail", "rror", "annot", "ouldn't", "an't", "denied", "not permitted"};
+  const char* last = "";
+  const char* failing = nullptr;
+  for (char* line = text; line != nullptr && *line != '\0';) {
+    char* next = strchr(line, '\n');
+    if (next != nullptr) *next++ = '\0';
+    if (*line != '\0') last = line;
+    for (const char* w : kWords) {
+      if (strstr(line, w) != nullptr) failing = line;
+    }
+    line = next;
+  }
+  return failing != nullptr ? failing : last;
 }
 
 static int ErrnoOf(const char* message) {
