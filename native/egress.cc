@@ -88,6 +88,8 @@ static int RunHelper(void* arg) {
   // keeps the capabilities that joining it gave.
   if (setresgid(h->gid, h->gid, h->gid) != 0) HelperFail(h, "setresgid", errno);
   if (setresuid(h->uid, h->uid, h->uid) != 0) HelperFail(h, "setresuid", errno);
+  // The stack opens /dev/net/tun as the job's id outside: say so plainly where it may not.
+  if (!h->joinNet && access("/dev/net/tun", R_OK | W_OK) != 0) HelperFail(h, "open", errno, "/dev/net/tun, as the job's uid outside");
   // After the change of ids, which clears it.
   if (h->dieWithParent) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) HelperFail(h, "prctl(PR_SET_PDEATHSIG)", errno);
