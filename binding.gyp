@@ -11,6 +11,7 @@
         "native/seccomp.cc",
         "native/app.cc",
         "native/child.cc",
+        "native/egress.cc",
         "native/fds.cc",
         "native/fork.cc",
         "native/memory.cc",

@@ -24,7 +24,7 @@ import { T, decode, encode, fromWire, toWire } from '../lib/wire.js';
 import { bwrap } from './contenders/bwrap.js';
 import { cold } from './contenders/cold.js';
 import { fork } from './contenders/fork.js';
-import { nodespawner, nodespawnerForked } from './contenders/nodespawner.js';
+import { nodespawner, nodespawnerEgress, nodespawnerEgressForked, nodespawnerForked } from './contenders/nodespawner.js';
 import type { NodespawnerInstance } from './contenders/nodespawner.js';
 import { piscina } from './contenders/piscina.js';
 import type { Contender, Instance } from './contenders/types.js';
@@ -60,7 +60,7 @@ import type { Measured, Summary } from './util.js';
 /** The light load: one job every this many ms. */
 const lightInterval = 25;
 
-const contenders: Contender[] = [nodespawner, nodespawnerForked, piscina, fork, cold, bwrap];
+const contenders: Contender[] = [nodespawner, nodespawnerForked, nodespawnerEgress, nodespawnerEgressForked, piscina, fork, cold, bwrap];
 
 const usage = `usage: nodespawner bench [options]      (npm run bench -- [options])
   --quick               a short run (~30 s): fewer iterations, one memory sample

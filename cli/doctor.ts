@@ -10,6 +10,7 @@ import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { detectCgroups } from '../lib/cgroups.js';
+import { findEgressTools } from '../lib/egress.js';
 import type { CgroupSupport } from '../lib/cgroups.js';
 import type { Spawner as SpawnerClass, ZygoteInfo } from '../lib/index.js';
 import type { NativeBinding } from '../lib/native.js';
@@ -32,7 +33,8 @@ interface Args {
 const usage = `Usage: nodespawner doctor [--json] [--limits cgroup|rlimit|none] [--cgroup-root <dir>]
 
 Checks this host for what nodespawner needs: Linux on x86_64, Node.js, the native addon, user
-namespaces, the own root (mounts), seccomp, Landlock, cgroups, and what running as root means.
+namespaces, the own root (mounts), seccomp, Landlock, cgroups, what running as root means, and
+what sandbox.network 'egress' needs (optional).
 It starts a spawner and runs a probe job in the full sandbox, then prints each requirement as
 works / missing, with the fix. Exit code 0 when everything needed works, 1 otherwise.
 
@@ -161,11 +163,11 @@ interface ProbeOutcome {
 }
 
 /** Starts a spawner (with its fork self-test) and runs the probe job in the full sandbox. */
-async function probe(Spawner: typeof SpawnerClass, limits: 'cgroup' | 'rlimit' | 'none', cgroupRoot: string | null, jobFile: string): Promise<ProbeOutcome> {
+async function probe(Spawner: typeof SpawnerClass, limits: 'cgroup' | 'rlimit' | 'none', cgroupRoot: string | null, jobFile: string, network: 'none' | 'egress' = 'none'): Promise<ProbeOutcome> {
   const out: ProbeOutcome = { limits, info: null, report: null, peakMemoryBytes: null, error: null, phase: null };
   let spawner: SpawnerClass;
   try {
-    spawner = await Spawner.start({ selfTest: true, concurrency: 1, startTimeout: 30_000, sandbox: { limits, ...(cgroupRoot ? { cgroupRoot } : {}) } });
+    spawner = await Spawner.start({ selfTest: true, concurrency: 1, startTimeout: 30_000, sandbox: { limits, network, ...(cgroupRoot ? { cgroupRoot } : {}) } });
   } catch (e) {
     out.error = e as ProbeOutcome['error'];
     out.phase = 'start';
@@ -211,6 +213,19 @@ function kindOf(step: string): string {
 function describe(e: NonNullable<ProbeOutcome['error']>): string {
   const first = e.message.split('\n')[0];
   return `${e.code ?? e.name}${e.reason ? ` (${e.reason})` : ''}: ${first.length > 600 ? `${first.slice(0, 600)}...` : first}`;
+}
+
+/** Whether uid `uid` (no supplementary groups) may open /dev/net/tun for reading and writing, by its mode bits. */
+function tunAccess(uid: number): string {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync('/dev/net/tun');
+  } catch {
+    return '/dev/net/tun is missing (the tun module: modprobe tun)';
+  }
+  const bits = st.uid === uid ? (st.mode >> 6) & 6 : (st.mode & 6);
+  const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+  return bits === 6 ? `/dev/net/tun (mode ${mode}) opens for uid ${uid}, the stack's` : `/dev/net/tun (mode ${mode}, owner ${st.uid}) does not open for uid ${uid}, as which the stack runs`;
 }
 
 function fmtBytes(n: number): string {
@@ -339,6 +354,7 @@ export async function main(argv: string[]): Promise<number> {
   let first: ProbeOutcome | null = null;
   let sandbox: ProbeOutcome | null = null;
   let cgroupOutcome: ProbeOutcome | null = null;
+  let egress: ProbeOutcome | null = null;
   let tmp: string | null = null;
   if (linux && x64 && (supported || endOfLife) && native) {
     const { Spawner } = await import('../lib/index.js');
@@ -360,6 +376,8 @@ export async function main(argv: string[]): Promise<number> {
       } else {
         sandbox = first;
       }
+      // An 'egress' job (firewall and network stack, no traffic), where the sandbox itself works.
+      if (!sandbox.error && !('missing' in findEgressTools(null))) egress = await probe(Spawner, sandbox.limits, args.cgroupRoot, jobFile, 'egress');
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -570,6 +588,32 @@ export async function main(argv: string[]): Promise<number> {
         });
       }
     }
+  }
+
+  // --- sandbox.network 'egress' (optional) ---------------------------------------------------------
+  if (linux) {
+    const tools = findEgressTools(null);
+    const jobUid = isRoot && idMapped('uid', 65534) ? 65534 : process.geteuid!();
+    const tun = tunAccess(jobUid);
+    const bounding = BigInt(`0x${statusField(read('/proc/self/status'), 'CapBnd') ?? '0'}`);
+    const lackingCaps = ([['CAP_NET_ADMIN', 12n], ['CAP_SYS_ADMIN', 21n]] as const).filter(([, bit]) => ((bounding >> bit) & 1n) === 0n).map(([name]) => name);
+    const facts = [
+      'missing' in tools ? tools.missing.replace(/^sandbox.network 'egress' needs /, 'needs ').replace(/: apt-get.*$/, '') : `stack ${tools.stack} (${tools.stackPath}), firewall ${tools.nftPath}`,
+      tun,
+      lackingCaps.length > 0 ? `the capability bounding set lacks ${lackingCaps.join(' and ')}` : 'the capability bounding set holds CAP_NET_ADMIN and CAP_SYS_ADMIN',
+    ];
+    const fixes: string[] = [];
+    if ('missing' in tools) fixes.push(`\`${tools.missing.replace(/^.*: (apt-get .*)$/, '$1')}\` (or slirp4netns for passt), nothing else is fetched at run time`);
+    if (!/^\/dev\/net\/tun \(mode \d+\) opens for uid/.test(tun)) fixes.push(`let uid ${jobUid} open /dev/net/tun (\`chmod 0666 /dev/net/tun\`, the usual mode; in a container: --device /dev/net/tun)`);
+    if (lackingCaps.length > 0) fixes.push(`run the app with ${lackingCaps.join(' and ')} in its bounding set (a container's default drops them: --cap-add ${lackingCaps.map((c) => c.replace('CAP_', '')).join(' --cap-add ')})`);
+    if (egress?.error) fixes.push(describe(egress.error));
+    const proven = egress && !egress.error;
+    add({
+      name: 'egress (optional)',
+      status: proven ? 'works' : 'missing' in tools ? 'note' : 'warning',
+      detail: `sandbox.network 'egress': ${proven ? "a probe job ran with its firewall and network stack; " : ''}${facts.join('; ')}`,
+      fix: fixes.length > 0 ? `Only for jobs with network 'egress': ${fixes.join('; ')}.` : undefined,
+    });
   }
 
   // --- Transparent huge pages --------------------------------------------------------------------

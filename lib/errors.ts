@@ -122,6 +122,15 @@ export function setupHint(step: string): string {
       '(must be > 0), kernel.unprivileged_userns_clone (Debian/Ubuntu), kernel.apparmor_restrict_unprivileged_userns ' +
       "(Ubuntu 23.10+), and the container's seccomp profile (Docker's default blocks clone with namespace flags)";
   }
+  if (step === 'network stack') {
+    return ". sandbox.network 'egress' runs pasta (Debian package passt) or slirp4netns as the job's uid outside its namespace " +
+      '(the app\'s own, or 65534 for a root app): that uid must be able to open /dev/net/tun (mode 0666 on most distributions), ' +
+      'and the app\'s capability bounding set must hold CAP_NET_ADMIN and CAP_SYS_ADMIN. `npx nodespawner doctor` checks both';
+  }
+  if (step === 'firewall') {
+    return ". sandbox.network 'egress' loads an nftables ruleset (Debian package nftables) in the job's network namespace: the kernel needs nf_tables " +
+      '(CONFIG_NF_TABLES, with inet, reject and set support), and the app\'s capability bounding set CAP_NET_ADMIN';
+  }
   return '';
 }
 

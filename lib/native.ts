@@ -20,7 +20,7 @@ export interface ForkJobRequest {
   cloneFlags: number;
   uid: number;
   gid: number;
-  mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number }>;
+  mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number; content?: string }>;
   landlockHandled: number;
   landlock: Array<{ path: string; access: number }>;
   seccomp: Uint8Array;
@@ -29,6 +29,8 @@ export interface ForkJobRequest {
   cgroupProcs: string[];
   cgroupStats: string[];
   rlimits: Array<{ resource: number; limit: number }>;
+  /** sandbox.network 'egress': the firewall the intermediate loads and the network stack it starts; null otherwise. */
+  egress: { firewall: string; nft: string[]; stack: string[] } | null;
   receivedNs: bigint;
 }
 

@@ -7,13 +7,25 @@ import { checkBindable } from './sandbox.js';
 import type { SandboxPolicy } from './sandbox.js';
 import type { Limits } from './cgroups.js';
 import { InvalidOptionError } from './errors.js';
+import { resolveDns, resolveEgress } from './egress.js';
+import type { EgressOptions } from './egress.js';
+
+/**
+ * 'none': a network namespace of the job's own with nothing in it (a loopback that is down).
+ * 'egress': public addresses through a userspace network stack (pasta or slirp4netns), with a
+ * firewall in the job's namespace that refuses loopback, private, link-local, metadata and special
+ * addresses and the host's own (docs/security-model.md). 'host': the host's network, loopback
+ * services and all: no network isolation.
+ */
+export type NetworkMode = 'none' | 'egress' | 'host';
 
 export interface SandboxOptions {
-  /**
-   * Share the host's network instead of a private network namespace with only a down loopback.
-   * @default false
-   */
-  network?: boolean;
+  /** The job's network (see {@link NetworkMode}); a run's `network` option overrides it. @default 'none' */
+  network?: NetworkMode;
+  /** What 'egress' jobs may reach beyond the defaults, and which stack links them. */
+  egress?: EgressOptions;
+  /** Resolvers in an 'egress' job's /etc/resolv.conf (1 to 3 addresses). @default ['1.1.1.1', '8.8.8.8', '2606:4700:4700::1111'] */
+  dns?: string[];
   /**
    * Hostname inside the job's UTS namespace.
    * @default 'nodespawner'
@@ -128,6 +140,8 @@ export interface RunOptions {
   pids?: number;
   /** Overrides `sandbox.cpu` for this job. */
   cpu?: number | null;
+  /** Overrides `sandbox.network` for this job. */
+  network?: NetworkMode;
 }
 
 export interface ResolvedSpawnerOptions {
@@ -166,6 +180,14 @@ export function expected(name: string, what: string, got: unknown): InvalidOptio
 
 export function expectedMessage(name: string, what: string, got: unknown): string {
   return `Expected \`${name}\` to be ${what}, got ${show(got)}`;
+}
+
+const networkModes: readonly NetworkMode[] = ['none', 'egress', 'host'];
+
+function network(name: string, v: unknown, fallback: NetworkMode): NetworkMode {
+  if (v === undefined) return fallback;
+  if (!networkModes.includes(v as NetworkMode)) throw expected(name, "'none', 'egress' or 'host'", v);
+  return v as NetworkMode;
 }
 
 function positive(name: string, v: unknown, fallback: number, allowInfinity = false): number {
@@ -228,11 +250,11 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   }
   const sandbox = o.sandbox ?? {};
   if (typeof sandbox !== 'object' || sandbox === null) throw expected('sandbox', 'an object', sandbox);
-  onlyKeys('sandbox.', sandbox, ['network', 'hostname', 'tmpSize', 'readOnlyPaths', 'writablePaths', 'filesystem', 'landlock', 'seccomp', 'memoryLimit', 'pids', 'cpu', 'limits', 'cgroupRoot']);
+  onlyKeys('sandbox.', sandbox, ['network', 'egress', 'dns', 'hostname', 'tmpSize', 'readOnlyPaths', 'writablePaths', 'filesystem', 'landlock', 'seccomp', 'memoryLimit', 'pids', 'cpu', 'limits', 'cgroupRoot']);
   const limits = sandbox.limits ?? (process.env.NODESPAWNER_LIMITS as SandboxOptions['limits']) ?? 'cgroup';
   if (!['cgroup', 'rlimit', 'none'].includes(limits as string)) throw expected('sandbox.limits', "'cgroup', 'rlimit' or 'none'", limits);
   if (sandbox.cgroupRoot !== undefined) checkCgroupRoot(sandbox.cgroupRoot);
-  for (const k of ['network', 'filesystem', 'landlock', 'seccomp'] as const) {
+  for (const k of ['filesystem', 'landlock', 'seccomp'] as const) {
     if (sandbox[k] !== undefined && typeof sandbox[k] !== 'boolean') throw expected(`sandbox.${k}`, 'a boolean', sandbox[k]);
   }
   const paths = (name: 'readOnlyPaths' | 'writablePaths') => {
@@ -261,7 +283,9 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
     maxResultBytes: integer('maxResultBytes', o.maxResultBytes, 64 * 2 ** 20),
     outputOverflow: overflow('outputOverflow', o.outputOverflow, 'truncate'),
     sandbox: {
-      network: sandbox.network ?? false,
+      network: network('sandbox.network', sandbox.network, 'none'),
+      egress: resolveEgress(sandbox.egress),
+      dns: resolveDns(sandbox.dns),
       hostname,
       tmpSize: integer('sandbox.tmpSize', sandbox.tmpSize, 64 * 2 ** 20),
       readOnlyPaths: paths('readOnlyPaths'),
@@ -293,11 +317,12 @@ export interface ResolvedRunOptions {
   maxResultBytes: number;
   outputOverflow: 'truncate' | 'kill';
   limits: Limits;
+  network: NetworkMode;
 }
 
 export function resolveRunOptions(o: RunOptions = {}, d: ResolvedSpawnerOptions): ResolvedRunOptions {
   if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
-  onlyKeys('', o, ['timeout', 'signal', 'inputs', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'memoryLimit', 'pids', 'cpu']);
+  onlyKeys('', o, ['timeout', 'signal', 'inputs', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'memoryLimit', 'pids', 'cpu', 'network']);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected('signal', 'an AbortSignal', o.signal);
   const inputs = o.inputs ?? {};
   if (typeof inputs !== 'object' || inputs === null || Array.isArray(inputs)) throw expected('inputs', 'an object of apache-arrow Tables', inputs);
@@ -314,5 +339,6 @@ export function resolveRunOptions(o: RunOptions = {}, d: ResolvedSpawnerOptions)
       pids: integer('pids', o.pids, d.sandbox.pids),
       cpu: o.cpu === null ? null : o.cpu === undefined ? d.sandbox.cpu : positive('cpu', o.cpu, 1),
     },
+    network: network('network', o.network, d.sandbox.network),
   };
 }

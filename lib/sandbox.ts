@@ -5,12 +5,15 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native, packageRoot } from './native.js';
 import { InvalidOptionError } from './errors.js';
+import { etcHosts, resolvConf } from './egress.js';
+import type { ResolvedEgress } from './egress.js';
+import type { NetworkMode } from './options.js';
 
 /** The job's uid and gid inside its namespace (mapped to one unprivileged id outside). */
 export const jobUid = 1000;
 export const jobGid = 1000;
 
-export const MountKind = { Bind: 1, Tmpfs: 2, Proc: 3, Device: 4 } as const;
+export const MountKind = { Bind: 1, Tmpfs: 2, Proc: 3, Device: 4, File: 5 } as const;
 
 export interface MountOp {
   kind: number;
@@ -18,6 +21,8 @@ export interface MountOp {
   target: string;
   writable: boolean;
   sizeBytes: number;
+  /** MountKind.File: the file's bytes. */
+  content?: string;
 }
 
 export interface LandlockRule {
@@ -26,7 +31,9 @@ export interface LandlockRule {
 }
 
 export interface SandboxPolicy {
-  network: boolean;
+  network: NetworkMode;
+  egress: ResolvedEgress;
+  dns: string[];
   hostname: string;
   tmpSize: number;
   readOnlyPaths: string[];
@@ -42,9 +49,9 @@ export interface SandboxPolicy {
   cgroupRoot: string | null;
 }
 
-export function cloneFlags(network: boolean): number {
+export function cloneFlags(network: NetworkMode): number {
   const c = native.CLONE;
-  return c.NEWUSER | c.NEWPID | c.NEWNS | c.NEWUTS | c.NEWIPC | c.NEWCGROUP | (network ? 0 : c.NEWNET);
+  return c.NEWUSER | c.NEWPID | c.NEWNS | c.NEWUTS | c.NEWIPC | c.NEWCGROUP | (network === 'host' ? 0 : c.NEWNET);
 }
 
 const devices = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];
@@ -74,15 +81,23 @@ function isInside(path: string, dir: string): boolean {
  * The job's filesystem: /proc of its own PID namespace, a size-limited writable /tmp, four device
  * nodes, and read-only binds of nodespawner itself, the preloaded packages, the job's directory,
  * the node_modules directories its imports resolve through and its package.json; plus what the
- * options add. Every bind keeps its host path.
+ * options add. Every bind keeps its host path. A job with `network` 'egress' also gets an
+ * /etc/resolv.conf (sandbox.dns) and an /etc/hosts of its own, written before the binds so that a
+ * bind of /etc covers them.
  */
-export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: string[]): MountOp[] {
+export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: string[], network: NetworkMode = policy.network): MountOp[] {
   if (!policy.filesystem) return [];
   const ops: MountOp[] = [
     { kind: MountKind.Proc, source: '', target: '/proc', writable: false, sizeBytes: 0 },
     { kind: MountKind.Tmpfs, source: '', target: '/tmp', writable: true, sizeBytes: policy.tmpSize },
     ...devices.map((d) => ({ kind: MountKind.Device, source: d, target: d, writable: true, sizeBytes: 0 })),
   ];
+  if (network === 'egress') {
+    ops.push(
+      { kind: MountKind.File, source: '', target: '/etc/resolv.conf', writable: false, sizeBytes: 0, content: resolvConf(policy.dns) },
+      { kind: MountKind.File, source: '', target: '/etc/hosts', writable: false, sizeBytes: 0, content: etcHosts(policy.hostname) },
+    );
+  }
   const binds: Array<{ path: string; writable: boolean }> = [];
   const add = (path: string, writable: boolean) => {
     if (binds.some((b) => b.writable === writable && isInside(path, b.path))) return;

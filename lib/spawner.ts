@@ -1,6 +1,7 @@
 // The app side: supervises the zygote, queues runs (p-queue), and owns every job's lifecycle.
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
@@ -14,7 +15,10 @@ import { RecordBatchReader } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { Job, encodePayload } from './job.js';
 import type { JobChannel } from './job.js';
-import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } from './sandbox.js';
+import { MountKind, cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } from './sandbox.js';
+import { findEgressTools, firewallRuleset, hostAddresses, stackArgv } from './egress.js';
+import type { NetworkMode } from './options.js';
+import type { EgressPlan } from './wire.js';
 import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeLeftovers, removeParents } from './cgroups.js';
 import type { CgroupSupport, Limits } from './cgroups.js';
 import { ZygoteProcess } from './zygote-process.js';
@@ -33,6 +37,8 @@ export interface JobStream extends AsyncIterable<RecordBatch> {
   readonly result: Promise<RunResult>;
 }
 
+const osErrno = osConstants.errno;
+
 let spawnerCount = 0;
 
 /**
@@ -44,7 +50,7 @@ let exitHookInstalled = false;
 
 /** Module and options whose runs a preforked child can take: everything fixed before the payload. */
 function preforkKey(modulePath: string, o: ResolvedRunOptions, streaming: boolean): string {
-  return JSON.stringify([modulePath, streaming, o.maxStdout, o.maxStderr, o.maxResultBytes, o.outputOverflow, o.limits]);
+  return JSON.stringify([modulePath, streaming, o.maxStdout, o.maxStderr, o.maxResultBytes, o.outputOverflow, o.limits, o.network]);
 }
 
 /** Job modules (with their options) that keep preforked children: the most recently run. */
@@ -68,6 +74,17 @@ function checkModule(path: string): void {
     throw new ModuleNotFoundError(path, code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read: ${code ?? (e as Error).message}`);
   }
   if (!st.isFile()) throw new ModuleNotFoundError(path, 'is not a file');
+}
+
+/**
+ * What the intermediate runs for an 'egress' job: the firewall (decided once per spawner: its
+ * options and the host's addresses at start) and the stack's command line. A string says what the
+ * host lacks.
+ */
+function egressPlan(o: ResolvedSpawnerOptions): EgressPlan | string {
+  const tools = findEgressTools(o.sandbox.egress.stack);
+  if ('missing' in tools) return tools.missing;
+  return { firewall: firewallRuleset(o.sandbox.egress, hostAddresses()), nft: [tools.nftPath, '-f', '/dev/stdin'], stack: stackArgv(tools) };
 }
 
 /** Where per-job limits will be enforced; throws a StartError that says what to configure. */
@@ -120,6 +137,8 @@ export class Spawner extends EventEmitter {
   private replacementMs: number | null = null;
   /** Every job whose intermediate may still be cleaning up (its cgroups) after the run settled. */
   private readonly unreleased = new Set<Job>();
+  /** For 'egress' runs, made at the first (at start when sandbox.network is 'egress'). */
+  private egress: EgressPlan | string | null = null;
 
   private constructor(
     private readonly options: ResolvedSpawnerOptions,
@@ -141,9 +160,13 @@ export class Spawner extends EventEmitter {
   /** Starts a zygote: preloads modules, self-tests forking, and resolves once it serves. */
   static async start(options: SpawnerOptions = {}): Promise<Spawner> {
     const o = resolveSpawnerOptions(options);
+    const egress = o.sandbox.network === 'egress' ? egressPlan(o) : null;
+    if (typeof egress === 'string') throw new StartError(`${egress}. Run \`npx nodespawner doctor\` to check this host.`, 'egress');
     const cgroups = resolveLimits(o);
     try {
-      return new Spawner(o, cgroups, await ZygoteProcess.start(o, parentDirs(cgroups)));
+      const spawner = new Spawner(o, cgroups, await ZygoteProcess.start(o, parentDirs(cgroups)));
+      spawner.egress = egress;
+      return spawner;
     } catch (e) {
       removeParents(cgroups);
       throw e;
@@ -245,6 +268,10 @@ export class Spawner extends EventEmitter {
       o = resolveRunOptions(options, this.options);
       payload = encodePayload(args, o.inputs);
       checkModule(modulePath);
+      if (o.network === 'egress') {
+        this.egress ??= egressPlan(this.options);
+        if (typeof this.egress === 'string') throw new SandboxSetupError('network stack', 'execve', osErrno.ENOENT, 'ENOENT', this.egress);
+      }
     } catch (e) {
       return Promise.reject(e);
     }
@@ -383,7 +410,7 @@ export class Spawner extends EventEmitter {
    */
   private newJob(zygote: ZygoteProcess, modulePath: string, streaming: boolean, run: Pick<JobChannel, 'payload' | 'options' | 'queuedAt' | 'onSpawn'>): Job {
     const id = this.nextId++;
-    const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, run.options.limits), cgroups: this.cgroups, streaming, ...run });
+    const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, run.options.limits, run.options.network), cgroups: this.cgroups, streaming, ...run });
     this.unreleased.add(job);
     void job.released.then(() => this.unreleased.delete(job));
     return job;
@@ -475,7 +502,7 @@ export class Spawner extends EventEmitter {
   }
 
   /** The sandbox half of a RunRequest: policy is decided here, the child only executes it. */
-  private sandboxRequest(id: number, modulePath: string, limits: Limits) {
+  private sandboxRequest(id: number, modulePath: string, limits: Limits, network: NetworkMode) {
     const policy = this.options.sandbox;
     const rlimits: Array<{ resource: number; limit: number; aboveInherited?: boolean }> = [{ resource: native.RLIMIT.CORE, limit: 0 }];
     if (policy.limits === 'rlimit') {
@@ -484,12 +511,16 @@ export class Spawner extends EventEmitter {
     }
     const cgroups = cgroupPlan(this.cgroups, id, limits);
     // Landlock mirrors the plan even when the mount layer is off (then it alone confines the job).
-    const plan = mountPlan({ ...policy, filesystem: true }, modulePath, this.preloadDirs);
+    const plan = mountPlan({ ...policy, filesystem: true }, modulePath, this.preloadDirs, network);
     const mounts = policy.filesystem ? plan : [];
-    const landlock = policy.landlock ? landlockRules(plan, this.info.landlockAbi) : { handled: 0, rules: [] };
+    // Without the mount layer there is no root of the job's own to write files into.
+    const landlockPlan = policy.filesystem ? plan : plan.filter((m) => m.kind !== MountKind.File);
+    const landlock = policy.landlock ? landlockRules(landlockPlan, this.info.landlockAbi) : { handled: 0, rules: [] };
+    const egress = network === 'egress' && this.egress !== null && typeof this.egress !== 'string' ? new T.EgressPlan(this.egress) : null;
     return {
       hostname: policy.hostname,
-      cloneFlags: cloneFlags(policy.network),
+      cloneFlags: cloneFlags(network),
+      egress,
       uid: jobUid,
       gid: jobGid,
       mounts: mounts.map((m) => new T.MountOp(m)),

@@ -163,11 +163,13 @@ static bool ParseMounts(const Napi::Value& v, std::vector<MountOp>* out) {
     bool ok = true;
     int kind = Int(o, "kind", &ok);
     Napi::Value source = o.Get("source"), target = o.Get("target"), size = o.Get("sizeBytes");
-    if (!ok || kind < 1 || kind > 4 || !source.IsString() || !target.IsString() || !size.IsNumber()) return false;
+    if (!ok || kind < 1 || kind > 5 || !source.IsString() || !target.IsString() || !size.IsNumber()) return false;
     std::string t = target.As<Napi::String>();
     if (t.empty() || t[0] != '/' || t.size() > 3000) return false;
+    Napi::Value content = o.Get("content");
+    if (kind == static_cast<int>(MountKind::kFile) && (!content.IsString() || content.As<Napi::String>().Utf8Value().size() > 65536)) return false;
     out->push_back({static_cast<MountKind>(kind), source.As<Napi::String>(), t, o.Get("writable").ToBoolean().Value(),
-                    static_cast<int64_t>(size.As<Napi::Number>().DoubleValue())});
+                    static_cast<int64_t>(size.As<Napi::Number>().DoubleValue()), content.IsString() ? content.As<Napi::String>().Utf8Value() : std::string()});
   }
   return true;
 }
@@ -214,6 +216,23 @@ static bool ParseCgroups(const Napi::Object& o, CgroupPlan* plan) {
   return true;
 }
 
+// egress: null, or {firewall: string, nft: string[], stack: string[]} (argv, absolute paths first).
+static bool ParseEgress(const Napi::Value& v, EgressPlan* plan) {
+  plan->enabled = false;
+  if (v.IsNull() || v.IsUndefined()) return true;
+  if (!v.IsObject()) return false;
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value firewall = o.Get("firewall");
+  plan->nft.clear();
+  plan->stack.clear();
+  if (!firewall.IsString() || !ParseStrings(o.Get("nft"), &plan->nft) || !ParseStrings(o.Get("stack"), &plan->stack)) return false;
+  if (plan->nft.empty() || plan->stack.empty() || plan->nft[0].empty() || plan->nft[0][0] != '/' || plan->stack[0].empty() || plan->stack[0][0] != '/') return false;
+  plan->firewall = firewall.As<Napi::String>();
+  plan->enabled = true;
+  PrepareEgress(plan);
+  return true;
+}
+
 static bool ParseRlimits(const Napi::Value& v, std::vector<RlimitOp>* out) {
   if (!v.IsArray()) return false;
   Napi::Array list = v.As<Napi::Array>();
@@ -233,7 +252,7 @@ static bool ParseRlimits(const Napi::Value& v, std::vector<RlimitOp>* out) {
 static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   const char* usage =
       "forkJob({statusFd, stdoutFd, stderrFd, resultFd, payloadFd, controlFd, hostname, outerUid, outerGid, uid, gid, cloneFlags, "
-      "mounts, landlockHandled, landlock, seccomp, cgroupDirs, cgroupWrites, cgroupProcs, cgroupStats, rlimits, receivedNs})";
+      "mounts, landlockHandled, landlock, seccomp, cgroupDirs, cgroupWrites, cgroupProcs, cgroupStats, rlimits, egress, receivedNs})";
   if (info.Length() < 1 || !info[0].IsObject()) return Usage(info.Env(), usage);
   Napi::Object o = info[0].As<Napi::Object>();
   bool ok = true;
@@ -252,7 +271,7 @@ static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   r.gid = static_cast<gid_t>(Int(o, "gid", &ok));
   if (!ok || !ParseMounts(o.Get("mounts"), &r.mounts) || !ParseLandlock(o, &r) || !o.Get("seccomp").IsTypedArray())
     return Usage(info.Env(), usage);
-  if (!ParseCgroups(o, &r.cgroups) || !ParseRlimits(o.Get("rlimits"), &r.rlimits)) return Usage(info.Env(), usage);
+  if (!ParseCgroups(o, &r.cgroups) || !ParseRlimits(o.Get("rlimits"), &r.rlimits) || !ParseEgress(o.Get("egress"), &r.egress)) return Usage(info.Env(), usage);
   Napi::Uint8Array seccomp = o.Get("seccomp").As<Napi::Uint8Array>();
   r.seccomp.assign(seccomp.Data(), seccomp.Data() + seccomp.ByteLength());
   Napi::Value hostname = o.Get("hostname");

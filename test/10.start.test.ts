@@ -90,7 +90,7 @@ describe('Spawner options validation', function () {
     ['preload relative', { preload: ['./x.mjs'] }, 'Expected `preload` to be package names or absolute paths, not relative paths, got `./x.mjs` (string)'],
     ['preload type', { preload: 'apache-arrow' }, 'Expected `preload` to be an array'],
     ['preloadBase', { preloadBase: 'relative/dir' }, 'Expected `preloadBase` to be an absolute path'],
-    ['sandbox.network', { sandbox: { network: 'no' } }, 'Expected `sandbox.network` to be a boolean, got `no` (string)'],
+    ['sandbox.network', { sandbox: { network: 'no' } }, "Expected `sandbox.network` to be 'none', 'egress' or 'host', got `no` (string)"],
     ['sandbox.hostname', { sandbox: { hostname: 'bad host' } }, 'Expected `sandbox.hostname` to be a hostname'],
     ['env', { env: { A: 1 } }, 'Expected `env` to be an object of strings'],
     ['selfTest', { selfTest: 'yes' }, 'Expected `selfTest` to be a boolean'],

@@ -277,14 +277,14 @@ export default async function () {
     let custom: Spawner;
 
     before(async function () {
-      custom = await Spawner.start({ sandbox: { hostname: 'job-host', network: true } });
+      custom = await Spawner.start({ sandbox: { hostname: 'job-host', network: 'host' } });
     });
 
     after(async function () {
       await custom?.close();
     });
 
-    it('sets the hostname from sandbox.hostname and shares the host network with network: true', async function () {
+    it('sets the hostname from sandbox.hostname and shares the host network with network: "host"', async function () {
       const env = (await custom.run<Record<string, unknown>>(fixture('environment.mjs'))).value!;
       expect(env.hostname).to.equal('job-host');
       expect(env.interfaces, 'the host loopback is up and has addresses').to.include('lo');

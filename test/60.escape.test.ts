@@ -63,7 +63,7 @@ describe('escape attempts', function () {
   // is always on.
   const layers: Record<string, SandboxOptions> = {
     full: { tmpSize: MiB },
-    network: { network: true },
+    network: { network: 'host' },
     withoutSeccomp: { seccomp: false },
     seccompAlone: { filesystem: false, landlock: false },
     landlockAlone: { filesystem: false, seccomp: false },
@@ -379,7 +379,7 @@ describe('escape attempts', function () {
       expect(v).to.deep.equal({ tcp: 'ENETUNREACH', unix: 'ECONNREFUSED' });
     });
 
-    it('reaches both with sandbox.network: true (so the layer is what stops it)', async function () {
+    it('reaches both with sandbox.network: "host" (so the layer is what stops it)', async function () {
       const v = (await s.network.run<any>(escape('connect.mjs'), args)).value;
       expect(v).to.deep.equal({ tcp: 'connected', unix: 'connected' });
     });

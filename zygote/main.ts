@@ -149,7 +149,7 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint, filter = seccomp
     cloneFlags: req.cloneFlags,
     uid: req.uid,
     gid: req.gid,
-    mounts: req.mounts.map((m) => ({ kind: m.kind, source: m.source, target: m.target, writable: m.writable, sizeBytes: i64(m.sizeBytes) })),
+    mounts: req.mounts.map((m) => ({ kind: m.kind, source: m.source, target: m.target, writable: m.writable, sizeBytes: i64(m.sizeBytes), content: m.content ?? undefined })),
     landlockHandled: i64(req.landlockHandled),
     landlock: req.landlock.map((r) => ({ path: r.path, access: i64(r.access) })),
     seccomp: filter,
@@ -158,6 +158,7 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint, filter = seccomp
     cgroupProcs: req.cgroupProcs,
     cgroupStats: req.cgroupStats,
     rlimits: req.rlimits.map((l) => ({ resource: l.resource, limit: i64(l.limit), aboveInherited: l.aboveInherited === true })),
+    egress: req.egress ? { firewall: req.egress.firewall, nft: req.egress.nft, stack: req.egress.stack } : null,
     receivedNs,
   });
   if ('child' in out) {
