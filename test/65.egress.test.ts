@@ -241,7 +241,7 @@ describe('egress', function () {
     });
 
     it('leaves the firewall out of reach of the job: seccomp refuses nf_tables sockets, and without seccomp the job lacks the capability', async function () {
-      const probeAddon = join(packageRoot, 'build', 'Release', 'nodespawner_probe.node');
+      const probeAddon = join(packageRoot, 'test', 'native', 'build', 'Release', 'nodespawner_probe.node'); // npm run build:probe
       const nft = findEgressTools(null);
       if ('missing' in nft) skipBecause(this, nft.missing);
       const runs = [
