@@ -11,6 +11,7 @@ import { expect } from 'chai';
 import { detectCgroups } from '../lib/cgroups.js';
 import { packageRoot, skipBecause } from './helpers.js';
 import { addonPath } from '../lib/native.js';
+import { stripsTypes } from '../lib/runtime.js';
 
 /** The environment for npm and the consumer: without the variables of an npm script that runs us. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
@@ -41,17 +42,48 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv, t
 }
 
 const consumerScript = `import { Spawner } from 'nodespawner';
+import { tableFromArrays } from 'apache-arrow';
 
 const spawner = await Spawner.start();
 try {
   const r = await spawner.run(new URL('./job.mjs', import.meta.url), { n: 5 }, { timeout: 10_000 });
-  console.log(JSON.stringify({ value: r.value, preloaded: spawner.info.preloaded }));
+  // An Arrow table in, from the app's apache-arrow (the package's peer: one copy), a table out.
+  const sales = tableFromArrays({ amount: Float64Array.of(1.5, 2.5, 4) });
+  const t = await spawner.run(new URL('./table-job.mjs', import.meta.url), { rate: 2 }, { inputs: { sales } });
+  // A TypeScript job, where this Node strips types.
+  const ts = process.features.typescript ? (await spawner.run(new URL('./typed-job.ts', import.meta.url), { values: [1, 2, 3] })).value : 'no type stripping';
+  console.log(JSON.stringify({ value: r.value, table: [...t.table.getChild('scaled')], ts, preloaded: spawner.info.preloaded }));
 } finally {
   await spawner.close();
 }
 `;
 
-// The project does not depend on apache-arrow itself: the job gets the zygote's preloaded instance.
+const consumerTableJob = `import { tableFromArrays } from 'apache-arrow';
+
+export default function scale({ rate }, ctx) {
+  return tableFromArrays({ scaled: Float64Array.from(ctx.inputs.sales.getChild('amount'), (a) => a * rate) });
+}
+`;
+
+const consumerTypedJob = `import type { JobContext } from 'nodespawner';
+
+export default function sum(args: { values: number[] }, ctx: JobContext): { sum: number; inputs: number } {
+  return { sum: args.values.reduce((a: number, b: number) => a + b, 0), inputs: Object.keys(ctx.inputs).length };
+}
+`;
+
+/** Writes the consumer's app and jobs into `dir`. */
+function writeConsumer(dir: string): void {
+  fs.writeFileSync(join(dir, 'main.mjs'), consumerScript, { mode: 0o644 });
+  fs.writeFileSync(join(dir, 'job.mjs'), consumerJob, { mode: 0o644 });
+  fs.writeFileSync(join(dir, 'table-job.mjs'), consumerTableJob, { mode: 0o644 });
+  fs.writeFileSync(join(dir, 'typed-job.ts'), consumerTypedJob, { mode: 0o644 });
+}
+
+/** What the consumer must print: the TypeScript job's result where this Node strips types. */
+const consumerExpected = (value: unknown) => ({ value, table: [3, 5, 8], ts: stripsTypes ? { sum: 6, inputs: 0 } : 'no type stripping' });
+
+// The job gets the zygote's preloaded instance of apache-arrow (the package's peer dependency).
 const consumerJob = `import { tableFromArrays } from 'apache-arrow';
 
 export default function job({ n }) {
@@ -164,12 +196,11 @@ describe('the npm package', function () {
     expect(fs.existsSync(join(installed, 'node_modules', 'apache-arrow')), 'a second apache-arrow inside nodespawner').to.equal(false);
     expect(dirname(installed)).to.equal(join(project, 'node_modules'));
 
-    fs.writeFileSync(join(project, 'main.mjs'), consumerScript, { mode: 0o644 });
-    fs.writeFileSync(join(project, 'job.mjs'), consumerJob, { mode: 0o644 });
+    writeConsumer(project);
     const main = await run(process.execPath, ['main.mjs'], project, env, 60_000);
     expect(main.code, `the consumer script failed:\n${main.stdout}\n${main.stderr}`).to.equal(0);
     const out = JSON.parse(main.stdout.trim().split('\n').pop()!);
-    expect(out.value).to.deep.equal({ rows: 5, sum: 15, pid: 1 });
+    expect(out).to.deep.include(consumerExpected({ rows: 5, sum: 15, pid: 1 }));
     expect(out.preloaded).to.include('apache-arrow');
 
     // The bin works from the installed package, and finds this host fit (the job above just ran).
@@ -189,10 +220,9 @@ describe('the npm package', function () {
     expect(built.code, `npm install --build-from-source failed:\n${built.stdout}\n${built.stderr}`).to.equal(0);
     const builtDir = join(fromSource, 'node_modules', 'nodespawner', 'build', 'Release');
     expect(fs.readdirSync(builtDir).filter((f) => /\.(node|so)$/.test(f)).sort()).to.deep.equal(['nodespawner.node', 'nodespawner_arena.so']);
-    fs.writeFileSync(join(fromSource, 'main.mjs'), consumerScript, { mode: 0o644 });
-    fs.writeFileSync(join(fromSource, 'job.mjs'), consumerJob, { mode: 0o644 });
+    writeConsumer(fromSource);
     const second = await run(process.execPath, ['main.mjs'], fromSource, env, 60_000);
     expect(second.code, `the consumer script failed:\n${second.stdout}\n${second.stderr}`).to.equal(0);
-    expect(JSON.parse(second.stdout.trim().split('\n').pop()!).value).to.deep.equal({ rows: 5, sum: 15, pid: 1 });
+    expect(JSON.parse(second.stdout.trim().split('\n').pop()!)).to.deep.include(consumerExpected({ rows: 5, sum: 15, pid: 1 }));
   });
 });
