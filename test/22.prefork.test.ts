@@ -110,15 +110,15 @@ describe('preforked children', function () {
           expect(s.stats().preforked.waiting, 'while the spaced-out run is in flight').to.equal(1);
           await new Promise((r) => setTimeout(r, 10));
         }
-        // A second run while the first is in flight takes the last waiting child, and its
-        // replacement is made at once: the first one's still waits for its run to settle.
+        // A second run while the first is in flight takes the last waiting child, and the
+        // replacements are made at once, while both runs are in flight.
         const second = hold();
         await waitFor('the second run to take a preforked child', () => s.stats().preforked.runs === runsBefore + 2);
-        await waitFor("the second run's replacement while both are in flight", () => s.stats().preforked.waiting === 1 && s.active === 2);
+        await waitFor('replacements while both runs are in flight', () => s.stats().preforked.waiting === 2 && s.active === 2);
         spaced.ac.abort();
         second.ac.abort();
         await Promise.all([spaced.run, second.run]);
-        await waitFor("the first run's replacement after it settled", full);
+        await waitFor('two preforked sleep.mjs at the end', full);
       } finally {
         await s.close();
       }
