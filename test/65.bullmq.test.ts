@@ -15,7 +15,7 @@ import * as remoteApi from '../lib/bullmq/index.js';
 import { FileResultStore, RemoteSpawner } from '../lib/bullmq/index.js';
 import { findRedisServer, startRedisServer } from '../bench/redis-server.js';
 import type { RedisServer } from '../bench/redis-server.js';
-import { expectCode, fixture, packageRoot, rejection, skipBecause, tempDir, waitFor } from './helpers.js';
+import { expectCode, fixture, packageRoot, rejection, runProgram, skipBecause, tempDir, waitFor } from './helpers.js';
 
 interface WorkerEvent {
   event: string;
@@ -313,6 +313,27 @@ describe('nodespawner/bullmq', function () {
       const e = new (E as unknown as new (...a: unknown[]) => core.NodespawnerError)('x', 1);
       expect([...anchors], `${E.name} (${e.code})`).to.include(e.help.split('#')[1]);
     }
+  });
+
+  it('examples/bullmq: a worker and a producer, as its README runs them', async function () {
+    const env = { ...process.env, REDIS_SOCKET: redis!.socket };
+    const worker = spawn(process.execPath, [join(packageRoot, 'examples', 'bullmq', 'worker.mjs')], { cwd: packageRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    worker.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    worker.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const exited = new Promise<string | null>((resolve) => worker.once('exit', (_c, signal) => resolve(signal)));
+    try {
+      await waitFor('the example worker ready', () => / ready /.test(out), 60_000);
+      const p = await runProgram(process.execPath, [join(packageRoot, 'examples', 'bullmq', 'producer.mjs'), '3'], { cwd: packageRoot, env, timeoutMs: 60_000 });
+      expect(p.code, p.output).to.equal(0);
+      expect(p.stdout).to.include('day 0: east 12625.0, north 12125.0, south 12875.0, west 12375.0 (1000 sales)');
+      expect(p.stdout).to.match(/^day 2: /m);
+      expect(p.stdout).to.include('an unregistered name: ERR_UNKNOWN_JOB');
+    } finally {
+      worker.kill('SIGTERM');
+    }
+    expect(await exited).to.equal('SIGTERM');
+    expect(out).to.include('draining: running jobs finish, nothing new starts');
   });
 
   it('rejects a run with bad options before queueing it', async function () {
