@@ -222,16 +222,16 @@ describe('nodespawner/bullmq', function () {
 
     // A queue with no worker: the job waits, and the abort removes it with its request.
     const idle = new RemoteSpawner({ queue: 'nobody-works-here', connection: { path: redis!.socket } });
+    const idleQueue = new Queue('nobody-works-here', { connection: { path: redis!.socket } });
     try {
       const queued = new AbortController();
       const run = idle.run('sum', { values: [1] }, { signal: queued.signal });
-      const idleQueue = new Queue('nobody-works-here', { connection: { path: redis!.socket } });
       await until('the job queued', async () => (await idleQueue.count()) === 1);
       queued.abort();
       await expectCode(run, 'ERR_ABORTED');
       await until('the job removed', async () => (await idleQueue.count()) === 0 && (await ourKeys()).length === 0);
-      await idleQueue.close();
     } finally {
+      await idleQueue.close();
       await idle.close();
     }
 
