@@ -145,7 +145,8 @@ export class RemoteSpawner {
     }
     this.reader.disconnect();
     await this.reading;
-    await Promise.allSettled([this.queue.close(), this.redis.quit()]);
+    this.redis.disconnect();
+    await this.queue.close();
   }
 
   /** Waits for Redis (at most connectTimeout), or rejects with ERR_QUEUE_UNAVAILABLE. */

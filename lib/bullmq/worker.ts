@@ -145,7 +145,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<Nodespaw
       try {
         await worker.close();
       } finally {
-        await Promise.allSettled([subscriber.quit(), redis.quit()]);
+        subscriber.disconnect();
+        redis.disconnect();
         if (!options.spawner) await spawner.close();
       }
     })());
