@@ -35,6 +35,7 @@ import type { JobMemory } from './memory.js';
 import { preloadHeavy } from './preload-heavy.js';
 import { layers } from './layers.js';
 import { heapArena } from './heap-arena.js';
+import { inFlight, queueBench } from './bullmq.js';
 import type { HeavyResult } from './preload-heavy.js';
 import {
   checkTable,
@@ -75,6 +76,9 @@ const usage = `usage: nodespawner bench [options]      (npm run bench -- [option
   --heavy-iterations N  jobs per zygote in that comparison (default: --iterations)
   --no-layers           skip the cost of each sandbox layer (--layers, on by default; --iterations
                         jobs per variant, --quick 20)
+  --no-bullmq           skip the runs through a BullMQ queue (nodespawner/bullmq; --bullmq, on by
+                        default; needs redis-server; --iterations jobs one at a time, twice that
+                        with 4 in flight, per row)
   --no-heap-arena       skip the heap arena on against off (--heap-arena, on by default; half of
                         --iterations back to back and twice that at concurrency 2, --quick 20)
   --summary             only the contenders and the light load, then one summary line (what a run
@@ -93,6 +97,7 @@ interface Config {
   layers: boolean;
   layerIterations: number;
   arena: boolean;
+  bullmq: boolean;
   arenaIterations: number;
   only: Set<string>;
   memorySamples: number;
@@ -124,6 +129,8 @@ function parse(argv: string[]): Config | null {
         'no-heap-arena': { type: 'boolean' },
         summary: { type: 'boolean' },
         'write-docs': { type: 'boolean' },
+        bullmq: { type: 'boolean' },
+        'no-bullmq': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -150,6 +157,7 @@ function parse(argv: string[]): Config | null {
     layers: values['no-layers'] ? false : true,
     layerIterations: quick ? 20 : iterations,
     arena: values['no-heap-arena'] ? false : true,
+    bullmq: values['no-bullmq'] ? false : true,
     arenaIterations: quick ? 20 : Math.ceil(iterations / 2),
     heavyIterations: count('heavy-iterations', values['heavy-iterations'], null, quick ? 20 : iterations, 1),
     only,
@@ -510,6 +518,27 @@ export async function main(argv: string[]): Promise<number> {
       out(`  runs that went to a preforked child (forkMs, cloneMs, specializeMs, importMs are 0 for them): ` + `${pre(c1)} of ${c1.length} at concurrency 1, ${pre(c2)} of ${c2.length} at concurrency 2.`);
       const ip = await inProcess(cfg.quick ? 100 : 500);
       out(`  For scale, the job alone in this warm process (Thrift decode, table, Arrow ` + `IPC encode and decode): p50 ${ms(ip.p50, 3)} ms, mean ${ms(ip.mean, 3)} ms.`);
+      out();
+    }
+
+    // ---- through a BullMQ queue ----
+    if (cfg.bullmq && cfg.only.has('nodespawner')) {
+      const q = await queueBench(cfg.quick ? 40 : cfg.iterations, Math.min(cfg.warmup, 10));
+      if ('skipped' in q) {
+        out(`through a BullMQ queue: skipped: ${q.skipped}`);
+      } else {
+        out(`through a BullMQ queue (nodespawner/bullmq): RemoteSpawner.run() to worker processes on this machine (each a Spawner of`);
+        out(`  concurrency 2 taking 2 jobs at once), Redis on a unix socket, beside Spawner.run() here (concurrency 2)`);
+        out(
+          indent(
+            table(
+              ['path', 'p50 ms', 'p99 ms', 'mean ms', 'jobs/s c=1', `jobs/s, ${inFlight} in flight`],
+              q.map((r) => [r.label, ms(r.c1.p50), ms(r.c1.p99), ms(r.c1.mean), rate(1000 / r.c1.mean), rate(r.perSec)]),
+              [0],
+            ),
+          ),
+        );
+      }
       out();
     }
 

@@ -54,6 +54,13 @@ export interface Started { pid: number; receivedNs: unknown; forkedNs: unknown; 
 export interface SetupFailed { step: string; syscall: string; errnum: number; detail?: string | null }
 export interface Exited { code: number; signal: number; userCpuUs: unknown; systemCpuUs: unknown; maxRssKb: unknown; exitedNs: unknown; cgroupStats?: string[] | null; seccompSyscall?: number | null }
 export interface JobEvent { started?: Started | null; setupFailed?: SetupFailed | null; exited?: Exited | null }
+// nodespawner/bullmq (lib/bullmq/)
+export interface Blob { bytes?: Buffer | null; storeKey?: string | null }
+export interface RemoteRequest { jobArgs: WireValue; inputs: Array<{ name: string; ipc: Blob }>; timeout?: unknown; replyTo: string }
+export interface RemoteTimings { queueMs: number; requestMs: number; forkMs: number; cloneMs: number; runMs: number; specializeMs: number; importMs: number; jobMs: number; resultMs: number; reapMs: number; totalMs: number }
+export interface RemoteResult { table?: Blob | null; value?: Blob | null; stdout: string; stderr: string; exitCode: number; durationMs: number; cpuMs: number; maxRssBytes: unknown; peakMemoryBytes?: unknown; preforked: boolean; timings: RemoteTimings }
+export interface RemoteError { code: string; message: string; exitCode?: number | null; signal?: string | null; stdout: string; stderr: string; durationMs?: number | null; limit?: unknown; detail?: string | null; remote?: JobError | null; setup?: SetupFailed | null }
+export interface RemoteReply { jobId: string; outcome: { result?: RemoteResult | null; error?: RemoteError | null } }
 
 const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
   Value: Ctor<WireValue>;
@@ -71,6 +78,15 @@ const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
   Fatal: Ctor<Fatal>;
   ZygoteEvent: Ctor<ZygoteEvent>;
   JobEvent: Ctor<JobEvent>;
+  Blob: Ctor<Blob>;
+  RemoteInput: Ctor<RemoteRequest['inputs'][number]>;
+  RemoteRequest: Ctor<RemoteRequest>;
+  RemoteTimings: Ctor<RemoteTimings>;
+  RemoteResult: Ctor<RemoteResult>;
+  RemoteError: Ctor<RemoteError>;
+  RemoteOutcome: Ctor<RemoteReply['outcome']>;
+  RemoteReply: Ctor<RemoteReply>;
+  SetupFailed: Ctor<SetupFailed>;
 };
 export const T = generated;
 

@@ -5,6 +5,7 @@
  *   app ──JobPayload (memfd)─────────────────▶ child
  *   zygote/intermediate ──ZygoteEvent / JobEvent (sockets)──▶ app
  *   child ──Value / JobError (result pipe, after a one-byte tag)──▶ app
+ *   RemoteSpawner ──RemoteRequest (Redis, binary)──▶ worker ──RemoteReply (Redis list)──▶ RemoteSpawner
  *
  * JS code is generated from this file by `npm run gen:thrift` and never edited by hand.
  * native/wire.h writes the few JobEvent structs that the native intermediate process sends.
@@ -209,4 +210,95 @@ union JobEvent {
   1: Started started
   2: SetupFailed setupFailed
   3: Exited exited
+}
+
+// ---- nodespawner/bullmq: a run queued on one machine and done on another ------------------------
+
+/**
+ * Bytes that lie either in `bytes` (in Redis, inside the struct that holds this) or in the result
+ * store, under the key the store gave. Exactly one field is set.
+ */
+union Blob {
+  1: binary bytes
+  2: string storeKey
+}
+
+/** One Arrow input of a remote run: its Arrow IPC stream bytes. */
+struct RemoteInput {
+  1: required string name
+  2: required Blob ipc
+}
+
+/**
+ * A queued run, as RemoteSpawner.run() writes it to Redis (a binary value with a time to live, under
+ * the BullMQ job's id). The BullMQ job itself carries only the registered job's name: a worker runs
+ * the module it registered under that name, never a path from the queue.
+ */
+struct RemoteRequest {
+  1: required Value jobArgs
+  2: required list<RemoteInput> inputs
+  /** Wall-clock limit in ms; absent: the worker's spawner default. */
+  3: optional i64 timeout
+  /** The Redis list the worker pushes the RemoteReply to (one per RemoteSpawner). */
+  4: required string replyTo
+}
+
+/** RunResult.timings, in ms. */
+struct RemoteTimings {
+  1: required double queueMs
+  2: required double requestMs
+  3: required double forkMs
+  4: required double cloneMs
+  5: required double runMs
+  6: required double specializeMs
+  7: required double importMs
+  8: required double jobMs
+  9: required double resultMs
+  10: required double reapMs
+  11: required double totalMs
+}
+
+/** A run that succeeded: RunResult, with its table (Arrow IPC stream) or value (a Thrift Value) as a Blob. */
+struct RemoteResult {
+  1: optional Blob table
+  2: optional Blob value
+  3: required string stdout
+  4: required string stderr
+  5: required i32 exitCode
+  6: required double durationMs
+  7: required double cpuMs
+  8: required i64 maxRssBytes
+  9: optional i64 peakMemoryBytes
+  10: required bool preforked
+  11: required RemoteTimings timings
+}
+
+/** A run that failed: the error's `code` names its class; the other fields rebuild it. */
+struct RemoteError {
+  1: required string code
+  2: required string message
+  3: optional i32 exitCode
+  4: optional string signal
+  5: required string stdout
+  6: required string stderr
+  7: optional double durationMs
+  /** TimeoutError.timeout; the limit of OutOfMemoryError, ResultTooLargeError, OutputTooLargeError, ArgsTooLargeError; QueueFullError.maxQueue. */
+  8: optional i64 limit
+  /** OutputTooLargeError.stream; StartError.reason; UnknownJobError.jobName. */
+  9: optional string detail
+  /** JobFailedError.remote */
+  10: optional JobError remote
+  /** SandboxSetupError */
+  11: optional SetupFailed setup
+}
+
+union RemoteOutcome {
+  1: RemoteResult result
+  2: RemoteError error
+}
+
+/** What a worker pushes to RemoteRequest.replyTo when a run has its final outcome. */
+struct RemoteReply {
+  1: required string jobId
+  2: required RemoteOutcome outcome
 }

@@ -2345,3 +2345,1073 @@ const JobEvent = module.exports.JobEvent = class {
   }
 
 };
+const Blob = module.exports.Blob = class {
+  constructor(args) {
+    this.bytes = null;
+    this.storeKey = null;
+    if (args) {
+      if (args.bytes !== undefined && args.bytes !== null) {
+        this.bytes = args.bytes;
+      }
+      if (args.storeKey !== undefined && args.storeKey !== null) {
+        this.storeKey = args.storeKey;
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.bytes = input.readBinary();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRING) {
+          this.storeKey = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('Blob');
+    if (this.bytes !== null && this.bytes !== undefined) {
+      output.writeFieldBegin('bytes', Thrift.Type.STRING, 1);
+      output.writeBinary(this.bytes);
+      output.writeFieldEnd();
+    }
+    if (this.storeKey !== null && this.storeKey !== undefined) {
+      output.writeFieldBegin('storeKey', Thrift.Type.STRING, 2);
+      output.writeString(this.storeKey);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const RemoteInput = module.exports.RemoteInput = class {
+  constructor(args) {
+    this.name = null;
+    this.ipc = null;
+    if (args) {
+      if (args.name !== undefined && args.name !== null) {
+        this.name = args.name;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field name is unset!');
+      }
+      if (args.ipc !== undefined && args.ipc !== null) {
+        this.ipc = new ttypes.Blob(args.ipc);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field ipc is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.name = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.ipc = new ttypes.Blob();
+          this.ipc.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('RemoteInput');
+    if (this.name !== null && this.name !== undefined) {
+      output.writeFieldBegin('name', Thrift.Type.STRING, 1);
+      output.writeString(this.name);
+      output.writeFieldEnd();
+    }
+    if (this.ipc !== null && this.ipc !== undefined) {
+      output.writeFieldBegin('ipc', Thrift.Type.STRUCT, 2);
+      this.ipc.write(output);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const RemoteRequest = module.exports.RemoteRequest = class {
+  constructor(args) {
+    this.jobArgs = null;
+    this.inputs = null;
+    this.timeout = null;
+    this.replyTo = null;
+    if (args) {
+      if (args.jobArgs !== undefined && args.jobArgs !== null) {
+        this.jobArgs = new ttypes.Value(args.jobArgs);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field jobArgs is unset!');
+      }
+      if (args.inputs !== undefined && args.inputs !== null) {
+        this.inputs = Thrift.copyList(args.inputs, [ttypes.RemoteInput]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field inputs is unset!');
+      }
+      if (args.timeout !== undefined && args.timeout !== null) {
+        this.timeout = args.timeout;
+      }
+      if (args.replyTo !== undefined && args.replyTo !== null) {
+        this.replyTo = args.replyTo;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field replyTo is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.jobArgs = new ttypes.Value();
+          this.jobArgs.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.LIST) {
+          this.inputs = [];
+          const _rtmp366 = input.readListBegin();
+          const _size65 = _rtmp366.size || 0;
+          for (let _i67 = 0; _i67 < _size65; ++_i67) {
+            let elem68 = null;
+            elem68 = new ttypes.RemoteInput();
+            elem68.read(input);
+            this.inputs.push(elem68);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.I64) {
+          this.timeout = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.STRING) {
+          this.replyTo = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('RemoteRequest');
+    if (this.jobArgs !== null && this.jobArgs !== undefined) {
+      output.writeFieldBegin('jobArgs', Thrift.Type.STRUCT, 1);
+      this.jobArgs.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.inputs !== null && this.inputs !== undefined) {
+      output.writeFieldBegin('inputs', Thrift.Type.LIST, 2);
+      output.writeListBegin(Thrift.Type.STRUCT, this.inputs.length);
+      for (let iter69 in this.inputs) {
+        if (this.inputs.hasOwnProperty(iter69)) {
+          iter69 = this.inputs[iter69];
+          iter69.write(output);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.timeout !== null && this.timeout !== undefined) {
+      output.writeFieldBegin('timeout', Thrift.Type.I64, 3);
+      output.writeI64(this.timeout);
+      output.writeFieldEnd();
+    }
+    if (this.replyTo !== null && this.replyTo !== undefined) {
+      output.writeFieldBegin('replyTo', Thrift.Type.STRING, 4);
+      output.writeString(this.replyTo);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const RemoteTimings = module.exports.RemoteTimings = class {
+  constructor(args) {
+    this.queueMs = null;
+    this.requestMs = null;
+    this.forkMs = null;
+    this.cloneMs = null;
+    this.runMs = null;
+    this.specializeMs = null;
+    this.importMs = null;
+    this.jobMs = null;
+    this.resultMs = null;
+    this.reapMs = null;
+    this.totalMs = null;
+    if (args) {
+      if (args.queueMs !== undefined && args.queueMs !== null) {
+        this.queueMs = args.queueMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field queueMs is unset!');
+      }
+      if (args.requestMs !== undefined && args.requestMs !== null) {
+        this.requestMs = args.requestMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field requestMs is unset!');
+      }
+      if (args.forkMs !== undefined && args.forkMs !== null) {
+        this.forkMs = args.forkMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field forkMs is unset!');
+      }
+      if (args.cloneMs !== undefined && args.cloneMs !== null) {
+        this.cloneMs = args.cloneMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cloneMs is unset!');
+      }
+      if (args.runMs !== undefined && args.runMs !== null) {
+        this.runMs = args.runMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field runMs is unset!');
+      }
+      if (args.specializeMs !== undefined && args.specializeMs !== null) {
+        this.specializeMs = args.specializeMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field specializeMs is unset!');
+      }
+      if (args.importMs !== undefined && args.importMs !== null) {
+        this.importMs = args.importMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field importMs is unset!');
+      }
+      if (args.jobMs !== undefined && args.jobMs !== null) {
+        this.jobMs = args.jobMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field jobMs is unset!');
+      }
+      if (args.resultMs !== undefined && args.resultMs !== null) {
+        this.resultMs = args.resultMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field resultMs is unset!');
+      }
+      if (args.reapMs !== undefined && args.reapMs !== null) {
+        this.reapMs = args.reapMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field reapMs is unset!');
+      }
+      if (args.totalMs !== undefined && args.totalMs !== null) {
+        this.totalMs = args.totalMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field totalMs is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.queueMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.requestMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.forkMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.cloneMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 5:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.runMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 6:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.specializeMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 7:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.importMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 8:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.jobMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 9:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.resultMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 10:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.reapMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 11:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.totalMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('RemoteTimings');
+    if (this.queueMs !== null && this.queueMs !== undefined) {
+      output.writeFieldBegin('queueMs', Thrift.Type.DOUBLE, 1);
+      output.writeDouble(this.queueMs);
+      output.writeFieldEnd();
+    }
+    if (this.requestMs !== null && this.requestMs !== undefined) {
+      output.writeFieldBegin('requestMs', Thrift.Type.DOUBLE, 2);
+      output.writeDouble(this.requestMs);
+      output.writeFieldEnd();
+    }
+    if (this.forkMs !== null && this.forkMs !== undefined) {
+      output.writeFieldBegin('forkMs', Thrift.Type.DOUBLE, 3);
+      output.writeDouble(this.forkMs);
+      output.writeFieldEnd();
+    }
+    if (this.cloneMs !== null && this.cloneMs !== undefined) {
+      output.writeFieldBegin('cloneMs', Thrift.Type.DOUBLE, 4);
+      output.writeDouble(this.cloneMs);
+      output.writeFieldEnd();
+    }
+    if (this.runMs !== null && this.runMs !== undefined) {
+      output.writeFieldBegin('runMs', Thrift.Type.DOUBLE, 5);
+      output.writeDouble(this.runMs);
+      output.writeFieldEnd();
+    }
+    if (this.specializeMs !== null && this.specializeMs !== undefined) {
+      output.writeFieldBegin('specializeMs', Thrift.Type.DOUBLE, 6);
+      output.writeDouble(this.specializeMs);
+      output.writeFieldEnd();
+    }
+    if (this.importMs !== null && this.importMs !== undefined) {
+      output.writeFieldBegin('importMs', Thrift.Type.DOUBLE, 7);
+      output.writeDouble(this.importMs);
+      output.writeFieldEnd();
+    }
+    if (this.jobMs !== null && this.jobMs !== undefined) {
+      output.writeFieldBegin('jobMs', Thrift.Type.DOUBLE, 8);
+      output.writeDouble(this.jobMs);
+      output.writeFieldEnd();
+    }
+    if (this.resultMs !== null && this.resultMs !== undefined) {
+      output.writeFieldBegin('resultMs', Thrift.Type.DOUBLE, 9);
+      output.writeDouble(this.resultMs);
+      output.writeFieldEnd();
+    }
+    if (this.reapMs !== null && this.reapMs !== undefined) {
+      output.writeFieldBegin('reapMs', Thrift.Type.DOUBLE, 10);
+      output.writeDouble(this.reapMs);
+      output.writeFieldEnd();
+    }
+    if (this.totalMs !== null && this.totalMs !== undefined) {
+      output.writeFieldBegin('totalMs', Thrift.Type.DOUBLE, 11);
+      output.writeDouble(this.totalMs);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const RemoteResult = module.exports.RemoteResult = class {
+  constructor(args) {
+    this.table = null;
+    this.value = null;
+    this.stdout = null;
+    this.stderr = null;
+    this.exitCode = null;
+    this.durationMs = null;
+    this.cpuMs = null;
+    this.maxRssBytes = null;
+    this.peakMemoryBytes = null;
+    this.preforked = null;
+    this.timings = null;
+    if (args) {
+      if (args.table !== undefined && args.table !== null) {
+        this.table = new ttypes.Blob(args.table);
+      }
+      if (args.value !== undefined && args.value !== null) {
+        this.value = new ttypes.Blob(args.value);
+      }
+      if (args.stdout !== undefined && args.stdout !== null) {
+        this.stdout = args.stdout;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field stdout is unset!');
+      }
+      if (args.stderr !== undefined && args.stderr !== null) {
+        this.stderr = args.stderr;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field stderr is unset!');
+      }
+      if (args.exitCode !== undefined && args.exitCode !== null) {
+        this.exitCode = args.exitCode;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field exitCode is unset!');
+      }
+      if (args.durationMs !== undefined && args.durationMs !== null) {
+        this.durationMs = args.durationMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field durationMs is unset!');
+      }
+      if (args.cpuMs !== undefined && args.cpuMs !== null) {
+        this.cpuMs = args.cpuMs;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field cpuMs is unset!');
+      }
+      if (args.maxRssBytes !== undefined && args.maxRssBytes !== null) {
+        this.maxRssBytes = args.maxRssBytes;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field maxRssBytes is unset!');
+      }
+      if (args.peakMemoryBytes !== undefined && args.peakMemoryBytes !== null) {
+        this.peakMemoryBytes = args.peakMemoryBytes;
+      }
+      if (args.preforked !== undefined && args.preforked !== null) {
+        this.preforked = args.preforked;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field preforked is unset!');
+      }
+      if (args.timings !== undefined && args.timings !== null) {
+        this.timings = new ttypes.RemoteTimings(args.timings);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field timings is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.table = new ttypes.Blob();
+          this.table.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.value = new ttypes.Blob();
+          this.value.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.STRING) {
+          this.stdout = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.STRING) {
+          this.stderr = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 5:
+        if (ftype == Thrift.Type.I32) {
+          this.exitCode = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 6:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.durationMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 7:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.cpuMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 8:
+        if (ftype == Thrift.Type.I64) {
+          this.maxRssBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 9:
+        if (ftype == Thrift.Type.I64) {
+          this.peakMemoryBytes = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 10:
+        if (ftype == Thrift.Type.BOOL) {
+          this.preforked = input.readBool();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 11:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.timings = new ttypes.RemoteTimings();
+          this.timings.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('RemoteResult');
+    if (this.table !== null && this.table !== undefined) {
+      output.writeFieldBegin('table', Thrift.Type.STRUCT, 1);
+      this.table.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.value !== null && this.value !== undefined) {
+      output.writeFieldBegin('value', Thrift.Type.STRUCT, 2);
+      this.value.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.stdout !== null && this.stdout !== undefined) {
+      output.writeFieldBegin('stdout', Thrift.Type.STRING, 3);
+      output.writeString(this.stdout);
+      output.writeFieldEnd();
+    }
+    if (this.stderr !== null && this.stderr !== undefined) {
+      output.writeFieldBegin('stderr', Thrift.Type.STRING, 4);
+      output.writeString(this.stderr);
+      output.writeFieldEnd();
+    }
+    if (this.exitCode !== null && this.exitCode !== undefined) {
+      output.writeFieldBegin('exitCode', Thrift.Type.I32, 5);
+      output.writeI32(this.exitCode);
+      output.writeFieldEnd();
+    }
+    if (this.durationMs !== null && this.durationMs !== undefined) {
+      output.writeFieldBegin('durationMs', Thrift.Type.DOUBLE, 6);
+      output.writeDouble(this.durationMs);
+      output.writeFieldEnd();
+    }
+    if (this.cpuMs !== null && this.cpuMs !== undefined) {
+      output.writeFieldBegin('cpuMs', Thrift.Type.DOUBLE, 7);
+      output.writeDouble(this.cpuMs);
+      output.writeFieldEnd();
+    }
+    if (this.maxRssBytes !== null && this.maxRssBytes !== undefined) {
+      output.writeFieldBegin('maxRssBytes', Thrift.Type.I64, 8);
+      output.writeI64(this.maxRssBytes);
+      output.writeFieldEnd();
+    }
+    if (this.peakMemoryBytes !== null && this.peakMemoryBytes !== undefined) {
+      output.writeFieldBegin('peakMemoryBytes', Thrift.Type.I64, 9);
+      output.writeI64(this.peakMemoryBytes);
+      output.writeFieldEnd();
+    }
+    if (this.preforked !== null && this.preforked !== undefined) {
+      output.writeFieldBegin('preforked', Thrift.Type.BOOL, 10);
+      output.writeBool(this.preforked);
+      output.writeFieldEnd();
+    }
+    if (this.timings !== null && this.timings !== undefined) {
+      output.writeFieldBegin('timings', Thrift.Type.STRUCT, 11);
+      this.timings.write(output);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const RemoteError = module.exports.RemoteError = class {
+  constructor(args) {
+    this.code = null;
+    this.message = null;
+    this.exitCode = null;
+    this.signal = null;
+    this.stdout = null;
+    this.stderr = null;
+    this.durationMs = null;
+    this.limit = null;
+    this.detail = null;
+    this.remote = null;
+    this.setup = null;
+    if (args) {
+      if (args.code !== undefined && args.code !== null) {
+        this.code = args.code;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field code is unset!');
+      }
+      if (args.message !== undefined && args.message !== null) {
+        this.message = args.message;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field message is unset!');
+      }
+      if (args.exitCode !== undefined && args.exitCode !== null) {
+        this.exitCode = args.exitCode;
+      }
+      if (args.signal !== undefined && args.signal !== null) {
+        this.signal = args.signal;
+      }
+      if (args.stdout !== undefined && args.stdout !== null) {
+        this.stdout = args.stdout;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field stdout is unset!');
+      }
+      if (args.stderr !== undefined && args.stderr !== null) {
+        this.stderr = args.stderr;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field stderr is unset!');
+      }
+      if (args.durationMs !== undefined && args.durationMs !== null) {
+        this.durationMs = args.durationMs;
+      }
+      if (args.limit !== undefined && args.limit !== null) {
+        this.limit = args.limit;
+      }
+      if (args.detail !== undefined && args.detail !== null) {
+        this.detail = args.detail;
+      }
+      if (args.remote !== undefined && args.remote !== null) {
+        this.remote = new ttypes.JobError(args.remote);
+      }
+      if (args.setup !== undefined && args.setup !== null) {
+        this.setup = new ttypes.SetupFailed(args.setup);
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.code = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRING) {
+          this.message = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.I32) {
+          this.exitCode = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 4:
+        if (ftype == Thrift.Type.STRING) {
+          this.signal = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 5:
+        if (ftype == Thrift.Type.STRING) {
+          this.stdout = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 6:
+        if (ftype == Thrift.Type.STRING) {
+          this.stderr = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 7:
+        if (ftype == Thrift.Type.DOUBLE) {
+          this.durationMs = input.readDouble();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 8:
+        if (ftype == Thrift.Type.I64) {
+          this.limit = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 9:
+        if (ftype == Thrift.Type.STRING) {
+          this.detail = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 10:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.remote = new ttypes.JobError();
+          this.remote.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 11:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.setup = new ttypes.SetupFailed();
+          this.setup.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('RemoteError');
+    if (this.code !== null && this.code !== undefined) {
+      output.writeFieldBegin('code', Thrift.Type.STRING, 1);
+      output.writeString(this.code);
+      output.writeFieldEnd();
+    }
+    if (this.message !== null && this.message !== undefined) {
+      output.writeFieldBegin('message', Thrift.Type.STRING, 2);
+      output.writeString(this.message);
+      output.writeFieldEnd();
+    }
+    if (this.exitCode !== null && this.exitCode !== undefined) {
+      output.writeFieldBegin('exitCode', Thrift.Type.I32, 3);
+      output.writeI32(this.exitCode);
+      output.writeFieldEnd();
+    }
+    if (this.signal !== null && this.signal !== undefined) {
+      output.writeFieldBegin('signal', Thrift.Type.STRING, 4);
+      output.writeString(this.signal);
+      output.writeFieldEnd();
+    }
+    if (this.stdout !== null && this.stdout !== undefined) {
+      output.writeFieldBegin('stdout', Thrift.Type.STRING, 5);
+      output.writeString(this.stdout);
+      output.writeFieldEnd();
+    }
+    if (this.stderr !== null && this.stderr !== undefined) {
+      output.writeFieldBegin('stderr', Thrift.Type.STRING, 6);
+      output.writeString(this.stderr);
+      output.writeFieldEnd();
+    }
+    if (this.durationMs !== null && this.durationMs !== undefined) {
+      output.writeFieldBegin('durationMs', Thrift.Type.DOUBLE, 7);
+      output.writeDouble(this.durationMs);
+      output.writeFieldEnd();
+    }
+    if (this.limit !== null && this.limit !== undefined) {
+      output.writeFieldBegin('limit', Thrift.Type.I64, 8);
+      output.writeI64(this.limit);
+      output.writeFieldEnd();
+    }
+    if (this.detail !== null && this.detail !== undefined) {
+      output.writeFieldBegin('detail', Thrift.Type.STRING, 9);
+      output.writeString(this.detail);
+      output.writeFieldEnd();
+    }
+    if (this.remote !== null && this.remote !== undefined) {
+      output.writeFieldBegin('remote', Thrift.Type.STRUCT, 10);
+      this.remote.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.setup !== null && this.setup !== undefined) {
+      output.writeFieldBegin('setup', Thrift.Type.STRUCT, 11);
+      this.setup.write(output);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const RemoteOutcome = module.exports.RemoteOutcome = class {
+  constructor(args) {
+    this.result = null;
+    this.error = null;
+    if (args) {
+      if (args.result !== undefined && args.result !== null) {
+        this.result = new ttypes.RemoteResult(args.result);
+      }
+      if (args.error !== undefined && args.error !== null) {
+        this.error = new ttypes.RemoteError(args.error);
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.result = new ttypes.RemoteResult();
+          this.result.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.error = new ttypes.RemoteError();
+          this.error.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('RemoteOutcome');
+    if (this.result !== null && this.result !== undefined) {
+      output.writeFieldBegin('result', Thrift.Type.STRUCT, 1);
+      this.result.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.error !== null && this.error !== undefined) {
+      output.writeFieldBegin('error', Thrift.Type.STRUCT, 2);
+      this.error.write(output);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const RemoteReply = module.exports.RemoteReply = class {
+  constructor(args) {
+    this.jobId = null;
+    this.outcome = null;
+    if (args) {
+      if (args.jobId !== undefined && args.jobId !== null) {
+        this.jobId = args.jobId;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field jobId is unset!');
+      }
+      if (args.outcome !== undefined && args.outcome !== null) {
+        this.outcome = new ttypes.RemoteOutcome(args.outcome);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field outcome is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.jobId = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.outcome = new ttypes.RemoteOutcome();
+          this.outcome.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('RemoteReply');
+    if (this.jobId !== null && this.jobId !== undefined) {
+      output.writeFieldBegin('jobId', Thrift.Type.STRING, 1);
+      output.writeString(this.jobId);
+      output.writeFieldEnd();
+    }
+    if (this.outcome !== null && this.outcome !== undefined) {
+      output.writeFieldBegin('outcome', Thrift.Type.STRUCT, 2);
+      this.outcome.write(output);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
