@@ -2,6 +2,7 @@ export { Spawner } from './spawner.js';
 export type { ZygoteInfo, JobStream } from './spawner.js';
 export type { RunResult, RunTimings } from './job.js';
 export type { SpawnerOptions, RunOptions, SandboxOptions } from './options.js';
+export type { NetworkMode } from './sandbox.js';
 export * from './errors.js';
 export { defineJob } from './define.js';
 export type { JobRef, JobContext, JobFunction, JobArgs, JobResult } from './define.js';

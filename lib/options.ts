@@ -3,15 +3,17 @@
 import { availableParallelism } from 'node:os';
 import type { Table } from 'apache-arrow';
 import { checkBindable } from './sandbox.js';
-import type { SandboxPolicy } from './sandbox.js';
+import type { NetworkMode, SandboxPolicy } from './sandbox.js';
 import type { Limits } from './cgroups.js';
 
 export interface SandboxOptions {
   /**
-   * Share the host's network instead of a private network namespace with only a down loopback.
-   * @default false
+   * The job's network. `'none'`: a private network namespace whose only interface, loopback, is
+   * down. `'host'`: the host's network namespace, **no network isolation**: the host's loopback
+   * services, its LAN and cloud metadata endpoints are all in reach. A run's `network` overrides it.
+   * @default 'none'
    */
-  network?: boolean;
+  network?: NetworkMode;
   /**
    * Hostname inside the job's UTS namespace.
    * @default 'nodespawner'
@@ -126,6 +128,8 @@ export interface RunOptions {
   pids?: number;
   /** Overrides `sandbox.cpu` for this job. */
   cpu?: number | null;
+  /** Overrides `sandbox.network` for this job. */
+  network?: NetworkMode;
 }
 
 export interface ResolvedSpawnerOptions {
@@ -187,6 +191,26 @@ function onlyKeys(name: string, o: object, keys: string[]): void {
   }
 }
 
+export const networkModes: readonly NetworkMode[] = ['none', 'host'];
+
+/**
+ * `sandbox.network` or a run's `network`. The booleans of earlier versions are refused with a
+ * code of their own, saying what each became: `true` gave jobs the host's network, unisolated,
+ * which a boolean did not make plain.
+ */
+function network(name: string, v: unknown, fallback: NetworkMode): NetworkMode {
+  if (v === undefined) return fallback;
+  const values = networkModes.map((m) => `'${m}'`).join(' or ');
+  if (typeof v === 'boolean') {
+    const now = v ? "'host' (the host's network, no isolation)" : "'none'";
+    const e = expected(name, values, v);
+    e.message += `; \`${v}\` is now ${now}`;
+    throw Object.assign(e, { code: 'ERR_NETWORK_BOOLEAN' });
+  }
+  if (!networkModes.includes(v as NetworkMode)) throw expected(name, values, v);
+  return v as NetworkMode;
+}
+
 const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
 export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOptions {
@@ -205,7 +229,7 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   if (sandbox.cgroupRoot !== undefined && (typeof sandbox.cgroupRoot !== 'string' || !sandbox.cgroupRoot.startsWith('/'))) {
     throw expected('sandbox.cgroupRoot', 'an absolute path', sandbox.cgroupRoot);
   }
-  for (const k of ['network', 'filesystem', 'landlock', 'seccomp'] as const) {
+  for (const k of ['filesystem', 'landlock', 'seccomp'] as const) {
     if (sandbox[k] !== undefined && typeof sandbox[k] !== 'boolean') throw expected(`sandbox.${k}`, 'a boolean', sandbox[k]);
   }
   const paths = (name: 'readOnlyPaths' | 'writablePaths') => {
@@ -234,7 +258,7 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
     maxResultBytes: integer('maxResultBytes', o.maxResultBytes, 64 * 2 ** 20),
     outputOverflow: overflow('outputOverflow', o.outputOverflow, 'truncate'),
     sandbox: {
-      network: sandbox.network ?? false,
+      network: network('sandbox.network', sandbox.network, 'none'),
       hostname,
       tmpSize: integer('sandbox.tmpSize', sandbox.tmpSize, 64 * 2 ** 20),
       readOnlyPaths: paths('readOnlyPaths'),
@@ -266,11 +290,12 @@ export interface ResolvedRunOptions {
   maxResultBytes: number;
   outputOverflow: 'truncate' | 'kill';
   limits: Limits;
+  network: NetworkMode;
 }
 
 export function resolveRunOptions(o: RunOptions = {}, d: ResolvedSpawnerOptions): ResolvedRunOptions {
   if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
-  onlyKeys('', o, ['timeout', 'signal', 'inputs', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'memoryLimit', 'pids', 'cpu']);
+  onlyKeys('', o, ['timeout', 'signal', 'inputs', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'memoryLimit', 'pids', 'cpu', 'network']);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected('signal', 'an AbortSignal', o.signal);
   const inputs = o.inputs ?? {};
   if (typeof inputs !== 'object' || inputs === null || Array.isArray(inputs)) throw expected('inputs', 'an object of apache-arrow Tables', inputs);
@@ -287,5 +312,6 @@ export function resolveRunOptions(o: RunOptions = {}, d: ResolvedSpawnerOptions)
       pids: integer('pids', o.pids, d.sandbox.pids),
       cpu: o.cpu === null ? null : o.cpu === undefined ? d.sandbox.cpu : positive('cpu', o.cpu, 1),
     },
+    network: network('network', o.network, d.sandbox.network),
   };
 }

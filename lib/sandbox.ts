@@ -9,11 +9,22 @@ import { native, packageRoot } from './native.js';
 export const jobUid = 1000;
 export const jobGid = 1000;
 
-export const MountKind = { Bind: 1, Tmpfs: 2, Proc: 3, Device: 4 } as const;
+export const MountKind = { Bind: 1, Tmpfs: 2, Proc: 3, Device: 4, Symlink: 5 } as const;
+
+/**
+ * Where binds that belong under the job's writable /tmp are mounted instead (each at this prefix
+ * plus its host path), with a symlink at the host path: see {@link mountPlan}.
+ */
+export const relocatedBinds = '/.nodespawner';
+
+/** The job's network: its own empty namespace, or the host's (no isolation). */
+export type NetworkMode = 'none' | 'host';
 
 export interface MountOp {
   kind: number;
+  /** Host path (binds, devices); for a symlink, the link's text (a path inside the job's root). */
   source: string;
+  /** Absolute path inside the job's root. */
   target: string;
   writable: boolean;
   sizeBytes: number;
@@ -25,7 +36,7 @@ export interface LandlockRule {
 }
 
 export interface SandboxPolicy {
-  network: boolean;
+  network: NetworkMode;
   hostname: string;
   tmpSize: number;
   readOnlyPaths: string[];
@@ -41,9 +52,9 @@ export interface SandboxPolicy {
   cgroupRoot: string | null;
 }
 
-export function cloneFlags(network: boolean): number {
+export function cloneFlags(network: NetworkMode): number {
   const c = native.CLONE;
-  return c.NEWUSER | c.NEWPID | c.NEWNS | c.NEWUTS | c.NEWIPC | c.NEWCGROUP | (network ? 0 : c.NEWNET);
+  return c.NEWUSER | c.NEWPID | c.NEWNS | c.NEWUTS | c.NEWIPC | c.NEWCGROUP | (network === 'host' ? 0 : c.NEWNET);
 }
 
 const devices = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];
@@ -73,7 +84,13 @@ function isInside(path: string, dir: string): boolean {
  * The job's filesystem: /proc of its own PID namespace, a size-limited writable /tmp, four device
  * nodes, and read-only binds of nodespawner itself, the preloaded packages, the job's directory,
  * the node_modules directories its imports resolve through and its package.json; plus what the
- * options add. Every bind keeps its host path.
+ * options add. Every bind is reachable at its host path.
+ *
+ * A Landlock rule covers everything beneath its path, mounts included, and the job's /tmp has
+ * every right. So no bind is mounted beneath /tmp: one whose host path is under /tmp (a job in a
+ * temp directory, say) is mounted at {@link relocatedBinds} + its host path, and a symlink at
+ * its host path in the job's /tmp leads there. Its Landlock rights are then its own (read-only:
+ * no opening a host FIFO for writing), whatever the job does in /tmp.
  */
 export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: string[]): MountOp[] {
   if (!policy.filesystem) return [];
@@ -102,14 +119,25 @@ export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: s
   for (const p of policy.writablePaths) add(p, true);
   // Parents before children, so that a nested bind lands inside its parent's bind.
   binds.sort((a, b) => a.path.length - b.path.length);
-  for (const b of binds) ops.push({ kind: MountKind.Bind, source: b.path, target: b.path, writable: b.writable, sizeBytes: 0 });
-  return ops;
+  const links: MountOp[] = [];
+  for (const b of binds) {
+    const relocate = b.path !== '/tmp' && isInside(b.path, '/tmp');
+    const target = relocate ? relocatedBinds + b.path : b.path;
+    ops.push({ kind: MountKind.Bind, source: b.path, target, writable: b.writable, sizeBytes: 0 });
+    // One link per outermost relocated bind; a nested one is reached through its parent's.
+    const nested = binds.some((p) => p !== b && p.path.length < b.path.length && isInside(b.path, p.path));
+    if (relocate && !nested) links.push({ kind: MountKind.Symlink, source: target, target: b.path, writable: false, sizeBytes: 0 });
+  }
+  return [...ops, ...links];
 }
 
 // Landlock access rights (linux/landlock.h), by ABI.
 const LL = {
   EXECUTE: 1 << 0, WRITE_FILE: 1 << 1, READ_FILE: 1 << 2, READ_DIR: 1 << 3, TRUNCATE: 1 << 14, IOCTL_DEV: 1 << 15,
 };
+
+/** Landlock scopes (ABI 6): IPC the domain may not start with processes outside it. */
+export const LandlockScope = { AbstractUnixSocket: 1 << 0, Signal: 1 << 1 } as const;
 
 export function landlockHandled(abi: number): number {
   if (abi >= 5) return (1 << 16) - 1;
@@ -121,19 +149,23 @@ export function landlockHandled(abi: number): number {
 
 /**
  * Landlock rules mirroring the mount plan: read where binds are read-only, all rights where
- * writable. For a bound file the child keeps only the file rights among them (native/landlock.cc).
+ * writable (symlinks get none: what they lead to has its own rule). For a bound file the child
+ * keeps only the file rights among them (native/landlock.cc). From ABI 6 the job is also scoped:
+ * it can neither connect to an abstract unix socket nor signal a process outside its domain.
  */
-export function landlockRules(mounts: MountOp[], abi: number): { handled: number; rules: LandlockRule[] } {
+export function landlockRules(mounts: MountOp[], abi: number): { handled: number; scoped: number; rules: LandlockRule[] } {
   const handled = landlockHandled(abi);
-  if (handled === 0) return { handled: 0, rules: [] };
+  if (handled === 0) return { handled: 0, scoped: 0, rules: [] };
   const read = LL.READ_FILE | LL.READ_DIR;
   const device = LL.READ_FILE | LL.WRITE_FILE | LL.TRUNCATE | LL.IOCTL_DEV;
   const rules: LandlockRule[] = [{ path: '/', access: LL.READ_DIR }];
   for (const m of mounts) {
+    if (m.kind === MountKind.Symlink) continue;
     const access = m.kind === MountKind.Device ? device : m.writable ? handled : read;
     rules.push({ path: m.target, access: access & handled });
   }
-  return { handled, rules };
+  const scoped = abi >= 6 ? LandlockScope.AbstractUnixSocket | LandlockScope.Signal : 0;
+  return { handled, scoped, rules };
 }
 
 /** Whether a path given in options is an existing absolute path (binds of missing paths fail the job). */

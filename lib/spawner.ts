@@ -44,7 +44,7 @@ let exitHookInstalled = false;
 
 /** Module and options whose runs a preforked child can take: everything fixed before the payload. */
 function preforkKey(modulePath: string, o: ResolvedRunOptions, streaming: boolean): string {
-  return JSON.stringify([modulePath, streaming, o.maxStdout, o.maxStderr, o.maxResultBytes, o.outputOverflow, o.limits]);
+  return JSON.stringify([modulePath, streaming, o.maxStdout, o.maxStderr, o.maxResultBytes, o.outputOverflow, o.limits, o.network]);
 }
 
 /** Job modules (with their options) that keep preforked children: the most recently run. */
@@ -372,7 +372,7 @@ export class Spawner extends EventEmitter {
    */
   private newJob(zygote: ZygoteProcess, modulePath: string, streaming: boolean, run: Pick<JobChannel, 'payload' | 'options' | 'queuedAt' | 'onSpawn'>): Job {
     const id = this.nextId++;
-    const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, run.options.limits), cgroups: this.cgroups, streaming, ...run });
+    const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, run.options), cgroups: this.cgroups, streaming, ...run });
     this.unreleased.add(job);
     void job.released.then(() => this.unreleased.delete(job));
     return job;
@@ -464,7 +464,7 @@ export class Spawner extends EventEmitter {
   }
 
   /** The sandbox half of a RunRequest: policy is decided here, the child only executes it. */
-  private sandboxRequest(id: number, modulePath: string, limits: Limits) {
+  private sandboxRequest(id: number, modulePath: string, { limits, network }: ResolvedRunOptions) {
     const policy = this.options.sandbox;
     const rlimits = [{ resource: native.RLIMIT.CORE, limit: 0 }];
     if (policy.limits === 'rlimit') {
@@ -475,14 +475,15 @@ export class Spawner extends EventEmitter {
     // Landlock mirrors the plan even when the mount layer is off (then it alone confines the job).
     const plan = mountPlan({ ...policy, filesystem: true }, modulePath, this.preloadDirs);
     const mounts = policy.filesystem ? plan : [];
-    const landlock = policy.landlock ? landlockRules(plan, this.info.landlockAbi) : { handled: 0, rules: [] };
+    const landlock = policy.landlock ? landlockRules(plan, this.info.landlockAbi) : { handled: 0, scoped: 0, rules: [] };
     return {
       hostname: policy.hostname,
-      cloneFlags: cloneFlags(policy.network),
+      cloneFlags: cloneFlags(network),
       uid: jobUid,
       gid: jobGid,
       mounts: mounts.map((m) => new T.MountOp(m)),
       landlockHandled: landlock.handled,
+      landlockScoped: landlock.scoped,
       landlock: landlock.rules.map((r) => new T.LandlockRule(r)),
       ...cgroups,
       cgroupWrites: cgroups.cgroupWrites.map((w) => new T.CgroupWrite(w)),

@@ -30,6 +30,7 @@ struct ChildPlan {
   const std::vector<FdIdentity>* zygoteFds;  // what the zygote had open when it forked
   const std::vector<MountOp>* mounts;
   uint64_t landlockHandled;
+  uint64_t landlockScoped;
   const std::vector<LandlockRule>* landlock;
   const std::vector<uint8_t>* seccomp;
   const std::vector<std::pair<int, uint64_t>>* rlimits;  // resource, limit (soft = hard)

@@ -105,9 +105,10 @@ static bool ParseMounts(const Napi::Value& v, std::vector<MountOp>* out) {
 }
 
 static bool ParseLandlock(const Napi::Object& o, ForkRequest* r) {
-  Napi::Value handled = o.Get("landlockHandled"), rules = o.Get("landlock");
-  if (!handled.IsNumber() || !rules.IsArray()) return false;
+  Napi::Value handled = o.Get("landlockHandled"), scoped = o.Get("landlockScoped"), rules = o.Get("landlock");
+  if (!handled.IsNumber() || !scoped.IsNumber() || !rules.IsArray()) return false;
   r->landlockHandled = static_cast<uint64_t>(handled.As<Napi::Number>().DoubleValue());
+  r->landlockScoped = static_cast<uint64_t>(scoped.As<Napi::Number>().DoubleValue());
   Napi::Array list = rules.As<Napi::Array>();
   for (uint32_t i = 0; i < list.Length(); i++) {
     Napi::Value e = list.Get(i);
@@ -164,7 +165,7 @@ static bool ParseRlimits(const Napi::Value& v, std::vector<std::pair<int, uint64
 static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   const char* usage =
       "forkJob({statusFd, stdoutFd, stderrFd, resultFd, payloadFd, controlFd, hostname, outerUid, outerGid, uid, gid, cloneFlags, "
-      "mounts, landlockHandled, landlock, seccomp, cgroupDirs, cgroupWrites, cgroupProcs, cgroupStats, rlimits, receivedNs})";
+      "mounts, landlockHandled, landlockScoped, landlock, seccomp, cgroupDirs, cgroupWrites, cgroupProcs, cgroupStats, rlimits, receivedNs})";
   if (info.Length() < 1 || !info[0].IsObject()) return Usage(info.Env(), usage);
   Napi::Object o = info[0].As<Napi::Object>();
   bool ok = true;

@@ -81,7 +81,7 @@ describe('Spawner options validation', function () {
     ['preload relative', { preload: ['./x.mjs'] }, 'Expected `preload` to be package names or absolute paths, not relative paths, got `./x.mjs` (string)'],
     ['preload type', { preload: 'apache-arrow' }, 'Expected `preload` to be an array'],
     ['preloadBase', { preloadBase: 'relative/dir' }, 'Expected `preloadBase` to be an absolute path'],
-    ['sandbox.network', { sandbox: { network: 'no' } }, 'Expected `sandbox.network` to be a boolean, got `no` (string)'],
+    ['sandbox.network', { sandbox: { network: 'no' } }, "Expected `sandbox.network` to be 'none' or 'host', got `no` (string)"],
     ['sandbox.hostname', { sandbox: { hostname: 'bad host' } }, 'Expected `sandbox.hostname` to be a hostname'],
     ['env', { env: { A: 1 } }, 'Expected `env` to be an object of strings'],
     ['selfTest', { selfTest: 'yes' }, 'Expected `selfTest` to be a boolean'],
@@ -95,6 +95,16 @@ describe('Spawner options validation', function () {
       expect(e.message).to.include(message);
     });
   }
+
+  it("refuses the boolean sandbox.network of earlier versions with ERR_NETWORK_BOOLEAN, naming what each became", async function () {
+    const on = await rejection(Spawner.start({ sandbox: { network: true as never } }));
+    expect(on).to.be.instanceOf(TypeError);
+    expect(on.code).to.equal('ERR_NETWORK_BOOLEAN');
+    expect(on.message).to.equal("Expected `sandbox.network` to be 'none' or 'host', got `true` (boolean); `true` is now 'host' (the host's network, no isolation)");
+    const off = await rejection(Spawner.start({ sandbox: { network: false as never } }));
+    expect(off.code).to.equal('ERR_NETWORK_BOOLEAN');
+    expect(off.message).to.include("`false` is now 'none'");
+  });
 
   it('uses exactly the documented message shape', async function () {
     const e = await rejection(Spawner.start({ timeout: -1 }));

@@ -237,18 +237,31 @@ export default async function () {
     let custom: Spawner;
 
     before(async function () {
-      custom = await Spawner.start({ sandbox: { hostname: 'job-host', network: true } });
+      custom = await Spawner.start({ sandbox: { hostname: 'job-host', network: 'host' } });
     });
 
     after(async function () {
       await custom?.close();
     });
 
-    it('sets the hostname from sandbox.hostname and shares the host network with network: true', async function () {
+    it("sets the hostname from sandbox.hostname and shares the host network with network: 'host'", async function () {
       const env = (await custom.run<Record<string, unknown>>(fixture('environment.mjs'))).value!;
       expect(env.hostname).to.equal('job-host');
       expect(env.interfaces, 'the host loopback is up and has addresses').to.include('lo');
       expect(env.pid, 'still its own PID namespace').to.equal(1);
+    });
+
+    it("takes a run's network over the spawner's, both ways", async function () {
+      const isolated = (await custom.run<Record<string, unknown>>(fixture('environment.mjs'), undefined, { network: 'none' })).value!;
+      expect(isolated.interfaces, "network: 'none' for this run").to.deep.equal([]);
+      const shared = (await spawner.run<Record<string, unknown>>(fixture('environment.mjs'), undefined, { network: 'host' })).value!;
+      expect(shared.interfaces, "network: 'host' for this run").to.include('lo');
+    });
+
+    it('refuses a boolean network for a run with ERR_NETWORK_BOOLEAN', async function () {
+      const e = await rejection(custom.run(fixture('environment.mjs'), undefined, { network: true as never }));
+      expect(e).to.be.instanceOf(TypeError);
+      expect(e.code).to.equal('ERR_NETWORK_BOOLEAN');
     });
   });
 });

@@ -49,9 +49,9 @@ struct JobPayload {
 
 /** One step of the child's filesystem plan (lib/sandbox.ts decides it; native/mounts.cc runs it). */
 struct MountOp {
-  /** 1 bind, 2 tmpfs, 3 proc, 4 device node (bind of a host device file) */
+  /** 1 bind, 2 tmpfs, 3 proc, 4 device node (bind of a host device file), 5 symlink */
   1: required i32 kind
-  /** Host path (binds and devices). */
+  /** Host path (binds and devices); the link's text (symlinks). */
   2: required string source
   /** Absolute path inside the job's root. */
   3: required string target
@@ -107,6 +107,8 @@ struct RunRequest {
    * imports the job module, sends one byte (ready) on it, and waits for the payload memfd there.
    */
   15: optional bool deferred
+  /** Landlock scopes (LANDLOCK_SCOPE_* bits, ABI 6) of the job's domain; 0 for none. */
+  16: required i64 landlockScoped
 }
 
 /** A job that threw: what the child saw. */

@@ -810,6 +810,7 @@ const RunRequest = module.exports.RunRequest = class {
     this.cgroupStats = null;
     this.rlimits = null;
     this.deferred = null;
+    this.landlockScoped = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -883,6 +884,11 @@ const RunRequest = module.exports.RunRequest = class {
       }
       if (args.deferred !== undefined && args.deferred !== null) {
         this.deferred = args.deferred;
+      }
+      if (args.landlockScoped !== undefined && args.landlockScoped !== null) {
+        this.landlockScoped = args.landlockScoped;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field landlockScoped is unset!');
       }
     }
   }
@@ -1062,6 +1068,13 @@ const RunRequest = module.exports.RunRequest = class {
           input.skip(ftype);
         }
         break;
+        case 16:
+        if (ftype == Thrift.Type.I64) {
+          this.landlockScoped = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1195,6 +1208,11 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.deferred !== null && this.deferred !== undefined) {
       output.writeFieldBegin('deferred', Thrift.Type.BOOL, 15);
       output.writeBool(this.deferred);
+      output.writeFieldEnd();
+    }
+    if (this.landlockScoped !== null && this.landlockScoped !== undefined) {
+      output.writeFieldBegin('landlockScoped', Thrift.Type.I64, 16);
+      output.writeI64(this.landlockScoped);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
