@@ -1,7 +1,7 @@
 // Sandbox policy for one job, decided here and executed by native/ in one ordered list:
 // the clone flags, the job's ids, the filesystem plan (what is bound into the new root) and the
 // Landlock rules that mirror it.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { native, packageRoot } from './native.js';
 
@@ -76,6 +76,14 @@ export function packageDirOf(file: string): string {
   return pkg && dirname(pkg) !== '/' ? dirname(pkg) : dirname(file);
 }
 
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path; // gone: the child's bind reports it
+  }
+}
+
 function isInside(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }
@@ -123,7 +131,9 @@ export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: s
   for (const b of binds) {
     const relocate = b.path !== '/tmp' && isInside(b.path, '/tmp');
     const target = relocate ? relocatedBinds + b.path : b.path;
-    ops.push({ kind: MountKind.Bind, source: b.path, target, writable: b.writable, sizeBytes: 0 });
+    // The source without symlinks: the child resolves it under the staging root, where an
+    // absolute symlink would point elsewhere. The job still finds it at the path it was given.
+    ops.push({ kind: MountKind.Bind, source: realpathOr(b.path), target, writable: b.writable, sizeBytes: 0 });
     // One link per outermost relocated bind; a nested one is reached through its parent's.
     const nested = binds.some((p) => p !== b && p.path.length < b.path.length && isInside(b.path, p.path));
     if (relocate && !nested) links.push({ kind: MountKind.Symlink, source: target, target: b.path, writable: false, sizeBytes: 0 });
@@ -152,8 +162,9 @@ export function landlockHandled(abi: number): number {
  * writable (symlinks get none: what they lead to has its own rule). For a bound file the child
  * keeps only the file rights among them (native/landlock.cc). From ABI 6 the job is also scoped:
  * it can neither connect to an abstract unix socket nor signal a process outside its domain.
+ * `onHost`: the mount layer is off, so the rules name the binds' host paths.
  */
-export function landlockRules(mounts: MountOp[], abi: number): { handled: number; scoped: number; rules: LandlockRule[] } {
+export function landlockRules(mounts: MountOp[], abi: number, onHost = false): { handled: number; scoped: number; rules: LandlockRule[] } {
   const handled = landlockHandled(abi);
   if (handled === 0) return { handled: 0, scoped: 0, rules: [] };
   const read = LL.READ_FILE | LL.READ_DIR;
@@ -162,7 +173,7 @@ export function landlockRules(mounts: MountOp[], abi: number): { handled: number
   for (const m of mounts) {
     if (m.kind === MountKind.Symlink) continue;
     const access = m.kind === MountKind.Device ? device : m.writable ? handled : read;
-    rules.push({ path: m.target, access: access & handled });
+    rules.push({ path: onHost && m.kind === MountKind.Bind ? m.source : m.target, access: access & handled });
   }
   const scoped = abi >= 6 ? LandlockScope.AbstractUnixSocket | LandlockScope.Signal : 0;
   return { handled, scoped, rules };

@@ -475,7 +475,7 @@ export class Spawner extends EventEmitter {
     // Landlock mirrors the plan even when the mount layer is off (then it alone confines the job).
     const plan = mountPlan({ ...policy, filesystem: true }, modulePath, this.preloadDirs);
     const mounts = policy.filesystem ? plan : [];
-    const landlock = policy.landlock ? landlockRules(plan, this.info.landlockAbi) : { handled: 0, scoped: 0, rules: [] };
+    const landlock = policy.landlock ? landlockRules(plan, this.info.landlockAbi, !policy.filesystem) : { handled: 0, scoped: 0, rules: [] };
     return {
       hostname: policy.hostname,
       cloneFlags: cloneFlags(network),

@@ -95,7 +95,7 @@ static bool ParseMounts(const Napi::Value& v, std::vector<MountOp>* out) {
     bool ok = true;
     int kind = Int(o, "kind", &ok);
     Napi::Value source = o.Get("source"), target = o.Get("target"), size = o.Get("sizeBytes");
-    if (!ok || kind < 1 || kind > 4 || !source.IsString() || !target.IsString() || !size.IsNumber()) return false;
+    if (!ok || kind < static_cast<int>(MountKind::kBind) || kind > static_cast<int>(MountKind::kSymlink) || !source.IsString() || !target.IsString() || !size.IsNumber()) return false;
     std::string t = target.As<Napi::String>();
     if (t.empty() || t[0] != '/' || t.size() > 3000) return false;
     out->push_back({static_cast<MountKind>(kind), source.As<Napi::String>(), t, o.Get("writable").ToBoolean().Value(),

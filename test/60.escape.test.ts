@@ -406,8 +406,10 @@ describe('escape attempts', function () {
     before(async function () {
       this.timeout(60_000);
       const job = fs.readFileSync(escape('bound-objects.mjs'));
+      const paths = fs.readFileSync(fixture('paths.mjs'));
       const place = async (name: string, dir: string, via = dir) => {
         fs.writeFileSync(join(dir, 'job.mjs'), job, { mode: 0o644 });
+        fs.writeFileSync(join(dir, 'paths.mjs'), paths, { mode: 0o644 });
         places[name] = { dir: via, job: join(via, 'job.mjs'), objects: await hostObjects(dir) };
       };
       await place('/tmp', mkdir('/tmp'));
@@ -469,7 +471,7 @@ describe('escape attempts', function () {
 
     it("finds its directory under /tmp at its host path, yet beside the job's /tmp rather than in it", async function () {
       const p = places['/tmp'];
-      const v = (await s.full.run<any>(fixture('paths.mjs'), { write: [join(p.dir, 'escape-written'), '/tmp/ok'], list: [p.dir] })).value;
+      const v = (await s.full.run<any>(join(p.dir, 'paths.mjs'), { write: [join(p.dir, 'escape-written'), '/tmp/ok'], list: [p.dir] })).value;
       expect(v.list[p.dir]).to.include.members(['job.mjs', 'svc.sock', 'ctl.fifo']);
       expect(v.write[join(p.dir, 'escape-written')]).to.be.oneOf(['ERR EROFS', 'ERR EACCES']);
       expect(v.write['/tmp/ok']).to.equal('ok');
