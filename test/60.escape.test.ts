@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
 import type { SandboxOptions } from '../lib/index.js';
-import { expectCode, fixture, isRoot, packageRoot, runProgram, runningJob, skipBecause, tempDir, waitFor } from './helpers.js';
+import { descendants, expectCode, fixture, isRoot, packageRoot, runProgram, runningJob, skipBecause, tempDir, waitFor } from './helpers.js';
 
 const probe = join(packageRoot, 'build', 'Release', 'nodespawner_probe.node');
 const escape = (name: string) => fixture(join('escape', name));
@@ -492,6 +492,14 @@ describe('escape attempts', function () {
       }
     });
 
+    it('a process it leaves behind dies with it: nothing of it writes into a writable path afterwards', async function () {
+      const late = join(writable, 'written-after-the-job');
+      const o = await attack(bound, ['fork-linger', late, 1500]);
+      expect(o, 'the job forked').to.deep.include({ ok: true });
+      await waitFor('no process of the job left', () => descendants(bound.pid).length === 0);
+      expect(fs.existsSync(late)).to.equal(false);
+    });
+
     it('cannot write into a host mount beneath a read-only bind: read-only and nodev reach every mount in the tree (EROFS)', async function () {
       if (!isRoot) skipBecause(this, 'mounting a tmpfs on the host needs root');
       const sub = join(readOnly, 'submount');
@@ -508,6 +516,68 @@ describe('escape attempts', function () {
       } finally {
         spawnSync('umount', [sub]);
       }
+    });
+  });
+
+  describe('host objects by key, name or number: IPC, /dev/shm, /proc', function () {
+    const host = () => createRequire(import.meta.url)(probe).trySyscall as (name: string, ...args: Array<string | number>) => { ok: boolean; errno: number; result: number };
+    const IPC_CREAT = 0o1000;
+    const O_CREAT_RDWR = 0o100 | 2;
+    const key = 0x4e530000 + (process.pid & 0xffff);
+    const queue = `nodespawner-test-${process.pid}`;
+    const shm = `/dev/shm/nodespawner-test-${process.pid}`;
+    let made: { shm: number; msg: number } = { shm: -1, msg: -1 };
+
+    before(function () {
+      const call = host();
+      const shmid = call('shmget', key, IPC_CREAT | 0o666);
+      const msqid = call('msgget', key, IPC_CREAT | 0o666);
+      const mq = call('mq_open', queue, O_CREAT_RDWR);
+      for (const [what, r] of Object.entries({ shmget: shmid, msgget: msqid, mq_open: mq })) {
+        if (!r.ok) throw new Error(`the host's ${what} failed: errno ${r.errno}`);
+      }
+      made = { shm: shmid.result, msg: msqid.result };
+      fs.writeFileSync(shm, 'host shared memory', { mode: 0o666 });
+      fs.chmodSync(shm, 0o666);
+    });
+
+    after(function () {
+      const call = host();
+      call('shmctl-rmid', made.shm);
+      call('msgctl-rmid', made.msg);
+      call('mq_unlink', queue);
+      fs.rmSync(shm, { force: true });
+    });
+
+    // [attack, arguments]: each finds the host's object when nothing stands in the way.
+    const ipc: Array<[string, Array<string | number>]> = [
+      ['shmget', [key, 0]],
+      ['msgget', [key, 0]],
+      ['mq_open', [queue, 2]],
+    ];
+
+    for (const [name, args] of ipc) {
+      it(`${name} of the host's object: killed by seccomp; without it, not found in the job's IPC namespace (ENOENT)`, async function () {
+        expect(await attack(s.full, [name, ...args]), 'full').to.deep.equal({ killed: 'SIGSYS' });
+        expect(refused(await attack(s.withoutSeccomp, [name, ...args]), name), 'withoutSeccomp').to.equal('ENOENT');
+      });
+    }
+
+    it("cannot find the host's POSIX shared memory (/dev/shm is not in its root)", async function () {
+      for (const layer of ['full', 'filesystemAlone']) {
+        const v = (await s[layer].run<any>(fixture('paths.mjs'), { read: [shm], write: [shm] })).value;
+        expect(v, layer).to.deep.include({ read: { [shm]: 'ERR ENOENT' }, write: { [shm]: 'ERR ENOENT' } });
+      }
+      expect(fs.readFileSync(shm, 'utf8')).to.equal('host shared memory');
+    });
+
+    it('cannot open the kernel\'s writable /proc files (sysrq-trigger, sysctls) for writing', async function () {
+      const files = ['/proc/sysrq-trigger', '/proc/sys/kernel/hostname', '/proc/sys/vm/drop_caches', '/proc/sys/kernel/core_pattern'];
+      const full = (await s.full.run<any>(escape('bound-objects.mjs'), { open: files })).value;
+      // ENOENT: the kernel may not show a file in a procfs mounted from a user namespace.
+      for (const f of files) expect(full.open[f], `full: ${f}`).to.be.oneOf(['EACCES', 'ENOENT']);
+      const alone = (await s.filesystemAlone.run<any>(escape('bound-objects.mjs'), { open: files })).value;
+      for (const f of files) expect(alone.open[f], `filesystemAlone: ${f}`).to.be.oneOf(['EACCES', 'EPERM', 'EROFS', 'ENOENT']);
     });
   });
 
