@@ -22,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/msg.h>
 #include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -202,6 +203,8 @@ Outcome Try(const std::string& name, Args& a) {
     return o;
   }
   if (name == "mq_unlink") return Done(syscall(SYS_mq_unlink, a.String(0, "nodespawner-probe")));
+  // A FIFO of the job's making, where another job or the host could open it (writablePaths).
+  if (name == "mknod-fifo") return Done(syscall(SYS_mknodat, AT_FDCWD, a.String(0, "/tmp/fifo"), static_cast<long>(S_IFIFO | 0666), 0L));
   // A process the job leaves behind: forks a child that, after `ms` milliseconds, creates the
   // file `path` (a place the test watches) and exits. Returns the child's pid at once.
   if (name == "fork-linger") {
@@ -224,7 +227,7 @@ Outcome Try(const std::string& name, Args& a) {
 const char kAttacks[] =
     "ptrace-traceme, ptrace-attach, mount, umount2, unshare-user, clone-user, clone3-user, setns, io_uring_setup, bpf, keyctl, keyctl-search, keyctl-read, "
     "keyctl-join-session, add_key, perf_event_open, userfaultfd, process_vm_readv, kill, sethostname, setuid, chroot, pivot_root, open_by_handle_at, init_module, "
-    "reboot, kexec_load, clock_settime, shmget, shmctl-rmid, msgget, msgctl-rmid, mq_open, mq_unlink, fork-linger";
+    "reboot, kexec_load, clock_settime, shmget, shmctl-rmid, msgget, msgctl-rmid, mq_open, mq_unlink, mknod-fifo, fork-linger";
 
 Napi::Value TrySyscall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
