@@ -2,7 +2,7 @@
 // the clone flags, the job's ids, the filesystem plan (what is bound into the new root) and the
 // Landlock rules that mirror it.
 import { existsSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, normalize } from 'node:path';
 import { native, packageRoot } from './native.js';
 
 /** The job's uid and gid inside its namespace (mapped to one unprivileged id outside). */
@@ -179,9 +179,17 @@ export function landlockRules(mounts: MountOp[], abi: number, onHost = false): {
   return { handled, scoped, rules };
 }
 
-/** Whether a path given in options is an existing absolute path (binds of missing paths fail the job). */
+/**
+ * Whether a path given in options is an existing absolute path (binds of missing paths fail the
+ * job) that the job's own root leaves to binds: not `/`, the job's `/tmp` or `/proc` (a bind
+ * there would hide them, and take the job's every right on `/tmp`), nor where relocated binds go.
+ */
 export function checkBindable(name: string, path: unknown): string {
   if (typeof path !== 'string' || !path.startsWith('/')) throw new TypeError(`Expected \`${name}\` to hold absolute paths, got \`${String(path)}\``);
+  const normal = normalize(path).replace(/(.)\/$/, '$1');
+  if (normal === '/' || normal === '/tmp' || isInside(normal, '/proc') || isInside(normal, relocatedBinds)) {
+    throw new TypeError(`Expected \`${name}\` to hold paths other than /, /tmp, /proc and ${relocatedBinds} (each job has its own), got \`${path}\``);
+  }
   try {
     statSync(path);
   } catch (e) {
