@@ -16,8 +16,7 @@ namespace ns {
 constexpr uint64_t kFileRights = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |
                                  (uint64_t{1} << 14) | (uint64_t{1} << 15);
 
-// struct landlock_ruleset_attr as of ABI 6, spelled out for kernel headers that predate it. A
-// kernel of an older ABI accepts the larger struct as long as the fields it lacks are 0.
+// struct landlock_ruleset_attr as of ABI 6, spelled out for kernel headers that predate it.
 struct RulesetAttr {
   uint64_t handledAccessFs;
   uint64_t handledAccessNet;
@@ -34,7 +33,9 @@ bool RestrictFilesystem(uint64_t handledAccess, uint64_t scoped, const std::vect
   RulesetAttr attr = {};
   attr.handledAccessFs = handledAccess;
   attr.scoped = scoped;
-  int ruleset = static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0));
+  // Without scopes, only the first field: what every ABI knows.
+  size_t size = scoped != 0 ? sizeof attr : sizeof attr.handledAccessFs;
+  int ruleset = static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, size, 0));
   if (ruleset < 0) return Fail(f, "landlock", "landlock_create_ruleset", errno);
   for (const LandlockRule& rule : rules) {
     int fd = open(rule.path.c_str(), O_PATH | O_CLOEXEC);

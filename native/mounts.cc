@@ -81,7 +81,9 @@ static bool RestrictBind(const char* target, bool writable, Failure* f) {
   MountAttr attr = {};
   attr.attrSet = kAttrNosuid | kAttrNodev | (writable ? 0 : kAttrRdonly);
   if (syscall(kSysMountSetattr, AT_FDCWD, target, kAtRecursive | AT_SYMLINK_NOFOLLOW, &attr, sizeof attr) == 0) return true;
-  if (errno != ENOSYS) return Fail(f, "bind flags", "mount_setattr(AT_RECURSIVE)", errno, target);
+  // ENOSYS: a kernel before 5.12; EPERM: also what a container's seccomp profile answers for a
+  // call it does not know. The remount then says whether the flags can be set at all.
+  if (errno != ENOSYS && errno != EPERM) return Fail(f, "bind flags", "mount_setattr(AT_RECURSIVE)", errno, target);
   return Remount(target, writable, f);
 }
 
