@@ -62,10 +62,23 @@ const devices = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];
 /** Directories whose whole content must not be bound for the sake of one job file in them. */
 const sharedDirs = new Set(['/', '/tmp', '/var/tmp', '/dev', '/dev/shm', '/proc', '/sys', '/run', '/home', '/root']);
 
-function nearestPackageJson(dir: string): string | null {
+/**
+ * Whether anyone may create entries in `dir` (a sticky /tmp, say). What such a directory holds
+ * (a node_modules or package.json, or a symlink by that name to any path) is nobody's choice in
+ * particular, so the plan binds nothing it finds there.
+ */
+function worldWritable(dir: string): boolean {
+  try {
+    return (statSync(dir).mode & 0o002) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+function nearestPackageJson(dir: string, untrusted: (dir: string) => boolean = worldWritable): string | null {
   for (let d = dir; ; d = dirname(d)) {
     const p = join(d, 'package.json');
-    if (existsSync(p)) return p;
+    if (!untrusted(d) && existsSync(p)) return p;
     if (dirname(d) === d) return null;
   }
 }
@@ -112,16 +125,23 @@ export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: s
     if (binds.some((b) => b.writable === writable && isInside(path, b.path))) return;
     binds.push({ path, writable });
   };
+  // What the plan finds rather than is told (node_modules, package.json, and the job's directory
+  // inside a writable path) is bound only from where jobs cannot have put it: not from a writable
+  // path, where a job could leave a symlink to any host path for the next job's plan to follow
+  // (what is there is in that job's root anyway, through the writable bind), and not from a
+  // directory anyone may write.
+  const inWritable = (d: string) => policy.writablePaths.some((w) => isInside(d, w));
+  const untrusted = (d: string) => inWritable(d) || worldWritable(d);
   add(packageRoot, false);
   for (const d of preloadDirs) add(d, false);
   const jobDir = dirname(jobPath);
-  add(sharedDirs.has(jobDir) ? jobPath : jobDir, false);
+  if (!inWritable(jobDir)) add(sharedDirs.has(jobDir) ? jobPath : jobDir, false);
   for (let d = jobDir; ; d = dirname(d)) {
     const nm = join(d, 'node_modules');
-    if (existsSync(nm)) add(nm, false);
+    if (!untrusted(d) && existsSync(nm)) add(nm, false);
     if (dirname(d) === d) break;
   }
-  const pkg = nearestPackageJson(jobDir);
+  const pkg = nearestPackageJson(jobDir, untrusted);
   if (pkg) add(pkg, false);
   for (const p of policy.readOnlyPaths) add(p, false);
   for (const p of policy.writablePaths) add(p, true);

@@ -14,7 +14,7 @@ import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
 import type { SandboxOptions } from '../lib/index.js';
@@ -423,6 +423,7 @@ describe('escape attempts', function () {
       readOnly = mkdir('/tmp');
       roObjects = await hostObjects(readOnly);
       writable = mkdir('/var/tmp');
+      fs.chmodSync(writable, 0o777); // writable by the job's outside uid, whatever the app's
       const sandbox = { readOnlyPaths: [readOnly], writablePaths: [writable] };
       [bound, boundMountsAlone] = await Promise.all([
         Spawner.start({ sandbox, selfTest: false, concurrency: 2, prefork: 0 }),
@@ -500,6 +501,34 @@ describe('escape attempts', function () {
       expect(o, 'the job forked').to.deep.include({ ok: true });
       await waitFor('no process of the job left', () => descendants(bound.pid).length === 0);
       expect(fs.existsSync(late)).to.equal(false);
+    });
+
+    it("cannot make a later job's plan bind a host path: symlinks it leaves in a writable path are not followed", async function () {
+      const jobs = join(writable, 'jobs');
+      fs.mkdirSync(jobs, { mode: 0o777 });
+      fs.chmodSync(jobs, 0o777);
+      fs.copyFileSync(fixture('paths.mjs'), join(jobs, 'paths.mjs'));
+      // A file of the host's /tmp, which no job may see. A relative link to a directory that
+      // both roots have would land the next job's bind on the job's own /tmp; absolute links
+      // point into the host's /etc.
+      const marker = join('/tmp', `nodespawner-marker-${process.pid}`);
+      fs.writeFileSync(marker, 'the host /tmp', { mode: 0o644 });
+      const links = {
+        [join(jobs, 'node_modules')]: relative(jobs, '/tmp'),
+        [join(writable, 'node_modules')]: '/etc',
+        [join(jobs, 'package.json')]: '/etc/passwd',
+      };
+      try {
+        const planted = (await bound.run<any>(escape('plant.mjs'), { links })).value;
+        expect(Object.values(planted), 'the first job planted its links').to.deep.equal(['planted', 'planted', 'planted']);
+        const reads = [marker, join(writable, 'node_modules', 'passwd'), join(jobs, 'package.json')];
+        const v = (await bound.run<any>(join(jobs, 'paths.mjs'), { read: reads })).value;
+        expect(shortened(v.read)).to.deep.equal(Object.fromEntries(reads.map((r) => [r, 'ERR ENOENT'])));
+      } finally {
+        fs.rmSync(jobs, { recursive: true, force: true });
+        fs.rmSync(join(writable, 'node_modules'), { force: true });
+        fs.rmSync(marker, { force: true });
+      }
     });
 
     it('cannot write into a host mount beneath a read-only bind: read-only and nodev reach every mount in the tree (EROFS)', async function () {
