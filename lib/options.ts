@@ -237,6 +237,12 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
     if (!Array.isArray(v)) throw expected(`sandbox.${name}`, 'an array of absolute paths', v);
     return v.map((p) => checkBindable(`sandbox.${name}`, p));
   };
+  const writablePaths = paths('writablePaths');
+  const readOnlyPaths = paths('readOnlyPaths');
+  for (const p of readOnlyPaths) {
+    const w = writablePaths.find((d) => p === d || p.startsWith(d.endsWith('/') ? d : `${d}/`));
+    if (w !== undefined) throw expected('sandbox.readOnlyPaths', `outside sandbox.writablePaths (jobs can write ${w}, so nothing in it is read-only to them)`, p);
+  }
   const hostname = sandbox.hostname ?? 'nodespawner';
   if (typeof hostname !== 'string' || !hostnamePattern.test(hostname)) throw expected('sandbox.hostname', 'a hostname of 1 to 63 letters, digits and hyphens', hostname);
   const env = o.env ?? {};
@@ -261,8 +267,8 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
       network: network('sandbox.network', sandbox.network, 'none'),
       hostname,
       tmpSize: integer('sandbox.tmpSize', sandbox.tmpSize, 64 * 2 ** 20),
-      readOnlyPaths: paths('readOnlyPaths'),
-      writablePaths: paths('writablePaths'),
+      readOnlyPaths,
+      writablePaths,
       filesystem: sandbox.filesystem ?? true,
       landlock: sandbox.landlock ?? true,
       seccomp: sandbox.seccomp ?? true,

@@ -120,22 +120,22 @@ export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: s
     { kind: MountKind.Tmpfs, source: '', target: '/tmp', writable: true, sizeBytes: policy.tmpSize },
     ...devices.map((d) => ({ kind: MountKind.Device, source: d, target: d, writable: true, sizeBytes: 0 })),
   ];
+  // Nothing is bound from inside a writable path: a job could have left a symlink there, by any
+  // name, to any host path, for the next job's plan to follow (what is there is in every job's
+  // root anyway, writable, through the writable bind). Nor does the plan bind what it finds
+  // (node_modules, package.json) in a directory anyone may write.
+  const inWritable = (d: string) => policy.writablePaths.some((w) => isInside(d, w));
+  const untrusted = (d: string) => inWritable(d) || worldWritable(d);
   const binds: Array<{ path: string; writable: boolean }> = [];
   const add = (path: string, writable: boolean) => {
+    if (!writable && inWritable(path)) return;
     if (binds.some((b) => b.writable === writable && isInside(path, b.path))) return;
     binds.push({ path, writable });
   };
-  // What the plan finds rather than is told (node_modules, package.json, and the job's directory
-  // inside a writable path) is bound only from where jobs cannot have put it: not from a writable
-  // path, where a job could leave a symlink to any host path for the next job's plan to follow
-  // (what is there is in that job's root anyway, through the writable bind), and not from a
-  // directory anyone may write.
-  const inWritable = (d: string) => policy.writablePaths.some((w) => isInside(d, w));
-  const untrusted = (d: string) => inWritable(d) || worldWritable(d);
   add(packageRoot, false);
   for (const d of preloadDirs) add(d, false);
   const jobDir = dirname(jobPath);
-  if (!inWritable(jobDir)) add(sharedDirs.has(jobDir) ? jobPath : jobDir, false);
+  add(sharedDirs.has(jobDir) ? jobPath : jobDir, false);
   for (let d = jobDir; ; d = dirname(d)) {
     const nm = join(d, 'node_modules');
     if (!untrusted(d) && existsSync(nm)) add(nm, false);

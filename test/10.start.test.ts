@@ -85,6 +85,7 @@ describe('Spawner options validation', function () {
     ['sandbox.readOnlyPaths /tmp', { sandbox: { readOnlyPaths: ['/tmp/'] } }, 'Expected `sandbox.readOnlyPaths` to hold paths other than /, /tmp, /proc and /.nodespawner (each job has its own), got `/tmp/`'],
     ['sandbox.writablePaths /', { sandbox: { writablePaths: ['/'] } }, 'Expected `sandbox.writablePaths` to hold paths other than /'],
     ['sandbox.readOnlyPaths /proc/1', { sandbox: { readOnlyPaths: ['/proc/1'] } }, 'Expected `sandbox.readOnlyPaths` to hold paths other than /'],
+    ['sandbox.readOnlyPaths inside writablePaths', { sandbox: { readOnlyPaths: ['/usr/lib'], writablePaths: ['/usr'] } }, 'Expected `sandbox.readOnlyPaths` to be outside sandbox.writablePaths (jobs can write /usr, so nothing in it is read-only to them), got `/usr/lib` (string)'],
     ['sandbox.hostname', { sandbox: { hostname: 'bad host' } }, 'Expected `sandbox.hostname` to be a hostname'],
     ['env', { env: { A: 1 } }, 'Expected `env` to be an object of strings'],
     ['selfTest', { selfTest: 'yes' }, 'Expected `selfTest` to be a boolean'],

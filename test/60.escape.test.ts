@@ -508,20 +508,20 @@ describe('escape attempts', function () {
       fs.mkdirSync(jobs, { mode: 0o777 });
       fs.chmodSync(jobs, 0o777);
       fs.copyFileSync(fixture('paths.mjs'), join(jobs, 'paths.mjs'));
-      // A file of the host's /tmp, which no job may see. A relative link to a directory that
-      // both roots have would land the next job's bind on the job's own /tmp; absolute links
-      // point into the host's /etc.
-      const marker = join('/tmp', `nodespawner-marker-${process.pid}`);
-      fs.writeFileSync(marker, 'the host /tmp', { mode: 0o644 });
+      // A file of the host's /var, which no job may see. The plan binds the node_modules
+      // directories above a job module; a relative link named so, to a directory that both
+      // roots have (/var, where `writable` is), would bind the host's whole /var into the next
+      // job. A package.json link would bind a host file.
+      const marker = join('/var/tmp', `nodespawner-marker-${process.pid}`);
+      fs.writeFileSync(marker, 'the host /var', { mode: 0o644 });
       const links = {
-        [join(jobs, 'node_modules')]: relative(jobs, '/tmp'),
-        [join(writable, 'node_modules')]: '/etc',
+        [join(writable, 'node_modules')]: relative(writable, '/var'),
         [join(jobs, 'package.json')]: '/etc/passwd',
       };
       try {
         const planted = (await bound.run<any>(escape('plant.mjs'), { links })).value;
-        expect(Object.values(planted), 'the first job planted its links').to.deep.equal(['planted', 'planted', 'planted']);
-        const reads = [marker, join(writable, 'node_modules', 'passwd'), join(jobs, 'package.json')];
+        expect(Object.values(planted), 'the first job planted its links').to.deep.equal(['planted', 'planted']);
+        const reads = [marker, join(jobs, 'package.json')];
         const v = (await bound.run<any>(join(jobs, 'paths.mjs'), { read: reads })).value;
         expect(shortened(v.read)).to.deep.equal(Object.fromEntries(reads.map((r) => [r, 'ERR ENOENT'])));
       } finally {
