@@ -8,6 +8,9 @@
 //   npm run bench                      (= node dist/cli/main.js bench; also `npx nodespawner bench`)
 //   npm run bench -- --quick
 //   npm run bench -- --iterations 500 --cold-iterations 50 --warmup 50
+import { warmChecks } from './warm-checks.js';
+import { otherNodes, summaryLine, summaryOf, summaryTable, writeDocs } from './summary.js';
+import type { Summary as NodeSummary } from './summary.js';
 import { chmodSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, relative } from 'node:path';
@@ -74,6 +77,9 @@ const usage = `usage: nodespawner bench [options]      (npm run bench -- [option
                         jobs per variant, --quick 20)
   --no-heap-arena       skip the heap arena on against off (--heap-arena, on by default; half of
                         --iterations back to back and twice that at concurrency 2, --quick 20)
+  --summary             only the contenders and the light load, then one summary line (what a run
+                        on each other Node does for the per-version table)
+  --write-docs          write the per-version summary table into docs/performance.md
   -h, --help`;
 
 class UsageError extends Error {}
@@ -93,6 +99,8 @@ interface Config {
   floorIterations: number;
   sandboxFloorJobs: number;
   quick: boolean;
+  summary: boolean;
+  writeDocs: boolean;
 }
 
 function parse(argv: string[]): Config | null {
@@ -114,6 +122,8 @@ function parse(argv: string[]): Config | null {
         'no-layers': { type: 'boolean' },
         'heap-arena': { type: 'boolean' },
         'no-heap-arena': { type: 'boolean' },
+        summary: { type: 'boolean' },
+        'write-docs': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -147,6 +157,8 @@ function parse(argv: string[]): Config | null {
     floorIterations: quick ? 50 : 200,
     sandboxFloorJobs: quick ? 200 : 1000,
     quick,
+    summary: values.summary ?? false,
+    writeDocs: values['write-docs'] ?? false,
   };
 }
 
@@ -312,6 +324,8 @@ export async function main(argv: string[]): Promise<number> {
 
   // ---- contenders, side by side ----
   const rows: Row[] = [];
+  const lightP50 = new Map<Contender, number>();
+  let summary: NodeSummary | null = null;
   try {
     for (const c of contenders.filter((c) => cfg.only.has(c.key))) {
       progress(`opening ${c.label}`);
@@ -392,12 +406,27 @@ export async function main(argv: string[]): Promise<number> {
           light.map((r) => {
             const m = merge(got.get(r)!);
             const s = summarize(m.latencies);
+            lightP50.set(r.c, s.p50);
             const pre = r.c.key.startsWith('nodespawner') ? `${(m.extras as RunResult[]).filter((x) => x.preforked).length}/${m.extras.length}` : '-';
             return [r.c.label, ms(s.p50), ms(s.p90), ms(s.p99), ms(s.mean), pre];
           }),
         ),
       );
       out();
+    }
+
+    const coldRun = rows.find((r) => r.c === cold && r.inst);
+    summary = {
+      node: process.version,
+      p50Ms: nsC1?.p50 ?? NaN,
+      lightP50Ms: lightP50.get(nodespawner) ?? NaN,
+      piscinaLightP50Ms: lightP50.get(piscina) ?? NaN,
+      coldP50Ms: coldRun ? summarize(merge(coldRun.c1).latencies).p50 : NaN,
+      jobsPerSec: ns ? perSec(merge(ns.c2)) : NaN,
+    };
+    if (cfg.summary) {
+      out(summaryLine(summary));
+      return 0;
     }
 
     // ---- nodespawner: other result shapes, at the same light load ----
@@ -621,6 +650,31 @@ export async function main(argv: string[]): Promise<number> {
     }
   } finally {
     for (const r of rows) await r.inst?.close();
+  }
+  if (summary) {
+    const others = otherNodes();
+    const per: NodeSummary[] = [summary];
+    out();
+    out(`per Node version: the figures above for ${process.version}, and a short run (--quick) of the same contenders on each other supported Node`);
+    for (const node of others) {
+      const got = summaryOf(node, progress);
+      if (typeof got === 'string') out(`  ${node}: ${got}`);
+      else per.push(got);
+    }
+    if (others.length === 0) out('  (no other Node found: `npm run test:all` installs Node 22 and 24; or name them in NODESPAWNER_BENCH_NODES)');
+    const md = summaryTable(per);
+    out(md);
+    if (cfg.writeDocs) {
+      const context = `Measured by \`npm run bench -- --write-docs\` on ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${os.type()} ${os.release()}, on ${new Date().toISOString().slice(0, 10)}; the first row in full, the others with \`--quick\`.`;
+      out(writeDocs(md, context) ? 'written into docs/performance.md' : 'docs/performance.md has no summary markers: not written');
+    }
+  }
+  out();
+  out(`warm code in children (V8's own view, which differs between Node versions: reported here, not asserted by the tests)`);
+  try {
+    for (const c of await warmChecks()) out(`  ${c.ok ? 'ok    ' : 'NOT OK'} ${c.name}: ${c.detail}`);
+  } catch (e) {
+    out(`  failed to run: ${(e as Error).message}`);
   }
   out(`benchmark took ${((performance.now() - benchStart) / 1000).toFixed(1)} s; load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   return 0;

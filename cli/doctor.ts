@@ -268,12 +268,14 @@ export async function main(argv: string[]): Promise<number> {
 
   // --- Node.js ----------------------------------------------------------------------------------
   const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number);
-  const nodeOk = nodeMajor > 20 || (nodeMajor === 20 && nodeMinor >= 11);
+  const supported = nodeMajor === 24 || (nodeMajor === 22 && nodeMinor >= 15);
+  const endOfLife = nodeMajor === 20 && nodeMinor >= 11;
+  const install = 'Install Node.js 24 LTS (https://nodejs.org, or your distribution\'s nodejs package), then reinstall nodespawner.';
   add({
     name: 'node',
-    status: nodeOk ? 'works' : 'missing',
-    detail: `Node.js ${process.version} at ${process.execPath} (needs 20.11 or later)`,
-    fix: nodeOk ? undefined : 'Install Node.js 20.11 or later (https://nodejs.org, or your distribution\'s nodejs package), then reinstall nodespawner so the addon is built for it.',
+    status: supported ? 'works' : endOfLife ? 'warning' : 'missing',
+    detail: `Node.js ${process.version} at ${process.execPath} (supported: 24, and 22.15 or later${endOfLife ? '; 20 is past its end of life: it still works, without TypeScript job modules' : ''})`,
+    fix: supported ? undefined : install,
   });
 
   // --- Native addon -----------------------------------------------------------------------------
@@ -345,7 +347,7 @@ export async function main(argv: string[]): Promise<number> {
   let sandbox: ProbeOutcome | null = null;
   let cgroupOutcome: ProbeOutcome | null = null;
   let tmp: string | null = null;
-  if (linux && x64 && nodeOk && native) {
+  if (linux && x64 && (supported || endOfLife) && native) {
     const { Spawner } = await import('../lib/index.js');
     tmp = fs.mkdtempSync(join(os.tmpdir(), 'nodespawner-doctor-'));
     try {

@@ -147,3 +147,13 @@ export class ClosedError extends NodespawnerError {
     super('ERR_CLOSED', 'the spawner is closed');
   }
 }
+
+/** A TypeScript job module (`.ts`, `.mts`, `.cts`) on a Node that does not strip types. */
+export class TypeScriptUnsupportedError extends NodespawnerError {
+  constructor(readonly module: string) {
+    super(
+      'ERR_TYPESCRIPT_UNSUPPORTED',
+      `job module ${module} is TypeScript, and Node ${process.version} does not run TypeScript (type stripping is on by default from Node 22.18 and in 24): run the app on Node 24 or 22.18+, or compile the job to JavaScript`,
+    );
+  }
+}

@@ -67,6 +67,8 @@ export interface NativeBinding {
   MessageWatcher: new (fd: number, onMessage: (data: Buffer | null, fds: number[]) => void, bytes?: boolean) => MessageWatcher;
   // zygote side
   zygoteInit(controlFd: number, appPid: number): number;
+  /** no_new_privs, then the zygote's own seccomp filter (inherited by every job); an empty program installs nothing. */
+  installZygoteFilter(program: Buffer): void;
   recvRequest(fd: number): ReceivedMessage | null;
   /** Whether a read on fd would not block, waiting up to timeoutMs (default 0) for it. */
   readable(fd: number, timeoutMs?: number): boolean;

@@ -7,7 +7,8 @@ import { native } from './native.js';
 import { T } from './wire.js';
 import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js';
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
-import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, ZygoteGoneError } from './errors.js';
+import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, TypeScriptUnsupportedError, ZygoteGoneError } from './errors.js';
+import { isTypeScriptPath, stripsTypes } from './runtime.js';
 import { RecordBatchReader } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { Job, encodePayload } from './job.js';
@@ -16,8 +17,6 @@ import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } fr
 import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeLeftovers, removeParents } from './cgroups.js';
 import type { CgroupSupport, Limits } from './cgroups.js';
 import { ZygoteProcess } from './zygote-process.js';
-import { compile } from './seccomp/compile.js';
-import { defaultJobPolicy } from './seccomp/policy.js';
 import type { ZygoteInfo } from './zygote-process.js';
 import type { RunResult } from './job.js';
 import type { ResolvedRunOptions } from './options.js';
@@ -111,7 +110,6 @@ export class Spawner extends EventEmitter {
 
   private constructor(
     private readonly options: ResolvedSpawnerOptions,
-    private readonly seccomp: Uint8Array,
     private readonly cgroups: CgroupSupport,
     zygote: ZygoteProcess,
   ) {
@@ -130,11 +128,9 @@ export class Spawner extends EventEmitter {
   /** Starts a zygote: preloads modules, self-tests forking, and resolves once it serves. */
   static async start(options: SpawnerOptions = {}): Promise<Spawner> {
     const o = resolveSpawnerOptions(options);
-    // Compiled here, once, before any clone; every child only installs it, last.
-    const seccomp = o.sandbox.seccomp ? compile(defaultJobPolicy).toBuffer() : new Uint8Array(0);
     const cgroups = resolveLimits(o);
     try {
-      return new Spawner(o, seccomp, cgroups, await ZygoteProcess.start(o, seccomp));
+      return new Spawner(o, cgroups, await ZygoteProcess.start(o));
     } catch (e) {
       removeParents(cgroups);
       throw e;
@@ -232,6 +228,7 @@ export class Spawner extends EventEmitter {
       }
       modulePath = module instanceof URL || (typeof module === 'string' && module.startsWith('file:')) ? fileURLToPath(module) : (module as string);
       if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw expected('module', 'an absolute path or a file: URL', module);
+      if (isTypeScriptPath(modulePath) && !stripsTypes) throw new TypeScriptUnsupportedError(modulePath);
       o = resolveRunOptions(options, this.options);
       payload = encodePayload(args, o.inputs);
     } catch (e) {
@@ -466,9 +463,9 @@ export class Spawner extends EventEmitter {
   /** The sandbox half of a RunRequest: policy is decided here, the child only executes it. */
   private sandboxRequest(id: number, modulePath: string, { limits, network }: ResolvedRunOptions) {
     const policy = this.options.sandbox;
-    const rlimits = [{ resource: native.RLIMIT.CORE, limit: 0 }];
+    const rlimits: Array<{ resource: number; limit: number; aboveInherited?: boolean }> = [{ resource: native.RLIMIT.CORE, limit: 0 }];
     if (policy.limits === 'rlimit') {
-      if (limits.memoryLimit !== null) rlimits.push({ resource: native.RLIMIT.DATA, limit: limits.memoryLimit });
+      if (limits.memoryLimit !== null) rlimits.push({ resource: native.RLIMIT.DATA, limit: limits.memoryLimit, aboveInherited: true });
       if (limits.pids !== null) rlimits.push({ resource: native.RLIMIT.NPROC, limit: limits.pids });
     }
     const cgroups = cgroupPlan(this.cgroups, id, limits);
@@ -505,7 +502,7 @@ export class Spawner extends EventEmitter {
       try {
         const previous = this.lastInfo.pid;
         prepareParents(this.cgroups);
-        const z = await ZygoteProcess.start(this.options, this.seccomp);
+        const z = await ZygoteProcess.start(this.options);
         if (this.closed) {
           await z.stop();
           throw new ClosedError();

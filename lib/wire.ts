@@ -40,7 +40,7 @@ export interface RunRequest {
   cgroupWrites: Array<{ path: string; value: string }>;
   cgroupProcs: string[];
   cgroupStats: string[];
-  rlimits: Array<{ resource: number; limit: unknown }>;
+  rlimits: Array<{ resource: number; limit: unknown; aboveInherited?: boolean | null }>;
   /** A preforked child: the payload arrives later, over the socket in the payload's place. */
   deferred?: boolean | null;
 }
@@ -50,7 +50,7 @@ export interface Fatal { code: string; message: string }
 export interface ZygoteEvent { ready?: Ready | null; fatal?: Fatal | null }
 export interface Started { pid: number; receivedNs: unknown; forkedNs: unknown; releasedNs: unknown }
 export interface SetupFailed { step: string; syscall: string; errnum: number; detail?: string | null }
-export interface Exited { code: number; signal: number; userCpuUs: unknown; systemCpuUs: unknown; maxRssKb: unknown; exitedNs: unknown; cgroupStats?: string[] | null }
+export interface Exited { code: number; signal: number; userCpuUs: unknown; systemCpuUs: unknown; maxRssKb: unknown; exitedNs: unknown; cgroupStats?: string[] | null; seccompSyscall?: number | null }
 export interface JobEvent { started?: Started | null; setupFailed?: SetupFailed | null; exited?: Exited | null }
 
 const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {

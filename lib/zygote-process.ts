@@ -9,6 +9,8 @@ import type { Ready } from './wire.js';
 import type { ResolvedSpawnerOptions } from './options.js';
 import { StartError } from './errors.js';
 import { unsearchableDir } from './sandbox.js';
+import { compile } from './seccomp/compile.js';
+import { defaultJobPolicy, trappingKills, zygotePolicy } from './seccomp/policy.js';
 
 /**
  * Why a self-test child may not have found nodespawner's own files: jobs run as `uid` outside
@@ -24,11 +26,11 @@ const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
 
 /** V8/Node flags the zygote needs; DESIGN.md explains each. */
 const zygoteFlags = [
+  '--experimental-vm-modules', // the in-thread ESM linker for jobs (zygote/linker.ts)
   '--single-threaded', // a GC in a forked child must not wait for V8 worker threads it lacks
   // Feedback vectors for all the code the zygote runs, however rarely, so that children start with
   // its inline caches warm; switched back before serving (zygote/main.ts prepareHeap).
   '--no-lazy-feedback-allocation',
-  '--experimental-vm-modules', // the in-thread ESM linker for jobs
   '--experimental-import-meta-resolve', // resolving a job's bare imports from its own path
   '--disable-warning=ExperimentalWarning',
 ];
@@ -82,6 +84,16 @@ function idMapped(kind: 'uid' | 'gid', id: number): boolean {
   }
 }
 
+/** The compiled filters, base64, compiled once per process: they depend on no option but whether seccomp is on. */
+const seccompPrograms = (() => {
+  let cached: { job: string; selfTest: string; zygote: string } | undefined;
+  const b64 = (p: { toBuffer(): Buffer }) => p.toBuffer().toString('base64');
+  return (on: boolean) => {
+    cached ??= { job: b64(compile(defaultJobPolicy)), selfTest: b64(compile(trappingKills(defaultJobPolicy))), zygote: b64(compile(zygotePolicy)) };
+    return on ? cached : { job: '', selfTest: '', zygote: cached.zygote };
+  };
+})();
+
 export class ZygoteProcess {
   private goneHandler: (why: string) => void = () => {};
   private isGone = false;
@@ -95,8 +107,9 @@ export class ZygoteProcess {
   ) {}
 
   /** Spawns a zygote and resolves once it serves; rejects with a StartError that says why not. */
-  static async start(o: ResolvedSpawnerOptions, seccomp: Uint8Array): Promise<ZygoteProcess> {
+  static async start(o: ResolvedSpawnerOptions): Promise<ZygoteProcess> {
     const euid = process.geteuid!();
+    const seccomp = seccompPrograms(o.sandbox.seccomp);
     const preload = zygotePreload(o.heapArena, o.env.LD_PRELOAD);
     const env: Record<string, string> = { ...o.env, UV_USE_IO_URING: '0' };
     if (preload.value === undefined) delete env.LD_PRELOAD;
@@ -115,15 +128,18 @@ export class ZygoteProcess {
       heapArenaNote: preload.note,
       // Closed by the zygote first thing: no fd the app leaked by mistake may reach a job.
       inheritedFds: native.inheritableFds().filter((fd) => fd > 3),
-      seccomp: Buffer.from(seccomp).toString('base64'),
+      // Compiled here, before any clone; every child only installs its filter, last.
+      seccomp: seccomp.job,
+      selfTestSeccomp: seccomp.selfTest,
+      zygoteSeccomp: seccomp.zygote,
     };
     const [appEnd, zygoteEnd] = native.socketPair();
     let child: ChildProcess;
     try {
       child = spawn(process.execPath, [...zygoteFlags, zygoteMain, JSON.stringify(config)], {
         stdio: ['ignore', 'ignore', 'pipe', zygoteEnd],
-        // libuv must not open io_uring rings: the jobs' seccomp policy kills io_uring_* calls.
-        // The zygote removes the variable from process.env once libuv has read it.
+        // libuv (before 1.49) must not open io_uring rings for file operations: the jobs' seccomp
+        // policy kills io_uring_* calls. The zygote removes the variable once libuv has read it.
         env,
         cwd: '/',
       });

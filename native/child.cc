@@ -117,10 +117,22 @@ static bool NeutralizeZygoteFds(const ChildPlan& p, Failure* f) {
 // SIGBUS, SIGILL, SIGFPE) are left to V8 and the kernel: a real fault is forced and kills PID 1.
 static int noteFd = -1;
 
-static void OnFatalSignal(int sig) {
-  unsigned char b = static_cast<unsigned char>(sig);
-  ssize_t ignored = write(noteFd, &b, 1);
-  (void)ignored;
+// si_code of a SIGSYS raised by a seccomp trap (SYS_SECCOMP in <asm-generic/siginfo.h>, which
+// glibc's headers do not export).
+constexpr int kSysSeccomp = 1;
+
+static void OnFatalSignal(int sig, siginfo_t* info, void*) {
+  if (sig == SIGSYS && info != nullptr && info->si_code == kSysSeccomp) {
+    ExitNote n = {};
+    n.kind = kNoteSeccomp;
+    n.syscall = info->si_syscall;
+    ssize_t ignored = write(noteFd, &n, sizeof n);
+    (void)ignored;
+  } else {
+    unsigned char b = static_cast<unsigned char>(sig);
+    ssize_t ignored = write(noteFd, &b, 1);
+    (void)ignored;
+  }
   for (;;) pause();
 }
 
@@ -145,7 +157,8 @@ static bool ForwardFatalSignals(int fd, Failure* f) {
                                  SIGPROF, SIGXCPU, SIGXFSZ, SIGSYS, SIGTRAP, SIGPWR, SIGSTKFLT};
   noteFd = fd;
   struct sigaction sa = {};
-  sa.sa_handler = OnFatalSignal;
+  sa.sa_sigaction = OnFatalSignal;
+  sa.sa_flags = SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
   for (int sig : kSignals) {
     if (sigaction(sig, &sa, nullptr) != 0) return Fail(f, "signals", "sigaction", errno);
@@ -156,10 +169,12 @@ static bool ForwardFatalSignals(int fd, Failure* f) {
   return true;
 }
 
-static bool SetResourceLimits(const std::vector<std::pair<int, uint64_t>>& limits, Failure* f) {
-  for (const auto& l : limits) {
-    struct rlimit r = {static_cast<rlim_t>(l.second), static_cast<rlim_t>(l.second)};
-    if (setrlimit(l.first, &r) != 0) return Fail(f, "resource limits", "setrlimit", errno);
+static bool SetResourceLimits(const std::vector<RlimitOp>& limits, uint64_t inheritedDataBytes, Failure* f) {
+  for (const RlimitOp& l : limits) {
+    uint64_t limit = l.limit;
+    if (l.aboveInherited && limit != RLIM_INFINITY) limit = limit > RLIM_INFINITY - inheritedDataBytes ? RLIM_INFINITY : limit + inheritedDataBytes;
+    struct rlimit r = {static_cast<rlim_t>(limit), static_cast<rlim_t>(limit)};
+    if (setrlimit(l.resource, &r) != 0) return Fail(f, "resource limits", "setrlimit", errno);
   }
   return true;
 }
@@ -183,7 +198,7 @@ bool Specialize(const ChildPlan& p, Failure* f) {
   RETURN_ON_FAILURE(SetupStdin(f));
   RETURN_ON_FAILURE(ReinitEventLoop(p.loop, f));
   RETURN_ON_FAILURE(NeutralizeZygoteFds(p, f));
-  RETURN_ON_FAILURE(SetResourceLimits(*p.rlimits, f));
+  RETURN_ON_FAILURE(SetResourceLimits(*p.rlimits, p.inheritedDataBytes, f));
   // Privileges last among the steps that need them; Landlock needs no_new_privs (set here).
   RETURN_ON_FAILURE(DropPrivileges(p.uid, p.gid, f));
   RETURN_ON_FAILURE(RestrictFilesystem(p.landlockHandled, p.landlockScoped, *p.landlock, f));

@@ -15,6 +15,13 @@
 
 namespace ns {
 
+// One setrlimit() in the child (soft = hard).
+struct RlimitOp {
+  int resource;
+  uint64_t limit;
+  bool aboveInherited;  // the limit counts from what the job inherits (RLIMIT_DATA: inheritedDataBytes)
+};
+
 struct ChildPlan {
   int syncFd;      // read end: the parent writes one byte once our id maps are in place
   int statusFd;    // the job's status socket: the intermediate's, never the job's
@@ -33,7 +40,8 @@ struct ChildPlan {
   uint64_t landlockScoped;
   const std::vector<LandlockRule>* landlock;
   const std::vector<uint8_t>* seccomp;
-  const std::vector<std::pair<int, uint64_t>>* rlimits;  // resource, limit (soft = hard)
+  const std::vector<RlimitOp>* rlimits;
+  uint64_t inheritedDataBytes;  // VmData at the fork, for limits counted above it
 };
 
 // The ordered list of setup steps. Allocates nothing and throws nothing.
@@ -45,6 +53,9 @@ bool Specialize(const ChildPlan& plan, Failure* f);
 // exit at once, without waiting for the kernel to tear down its address space. The values come
 // from the job's process: the intermediate bounds them, and they only inform.
 constexpr uint8_t kNoteExit = 0x80;
+// A seccomp trap (SIGSYS with si_code SYS_SECCOMP): `syscall` holds the call the filter stopped.
+// Only the self-test's filter traps; a job's kills, and the kernel reports nothing of it.
+constexpr uint8_t kNoteSeccomp = 0x81;
 
 // A struct timeval (rusage times) in microseconds.
 inline int64_t TimevalUs(const struct timeval& t) { return static_cast<int64_t>(t.tv_sec) * 1000000 + t.tv_usec; }
@@ -52,7 +63,8 @@ inline int64_t TimevalUs(const struct timeval& t) { return static_cast<int64_t>(
 struct ExitNote {
   uint8_t kind;
   uint8_t code;
-  uint8_t pad[6];
+  uint8_t pad[2];
+  int32_t syscall;
   int64_t userUs;
   int64_t systemUs;
   int64_t maxRssKb;

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include "child.h"
 #include "failure.h"
@@ -60,7 +62,7 @@ static void SendSetupFailed(int statusFd, const Failure& f) {
 }
 
 static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64_t systemUs, int64_t maxRssKb,
-                       const std::vector<std::string>& stats) {
+                       const std::vector<std::string>& stats, int seccompSyscall) {
   WireWriter w;
   w.BeginStruct(kExited);
   w.I32(1, code);
@@ -70,6 +72,7 @@ static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64
   w.I64(5, maxRssKb);
   w.I64(6, MonotonicNs());
   w.StringList(7, stats);
+  if (seccompSyscall >= 0) w.I32(8, seccompSyscall);
   w.EndStruct();
   w.EndStruct();
   SendMessage(statusFd, w.data(), w.size(), nullptr, 0);
@@ -79,6 +82,7 @@ static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64
 
 struct Noted {
   int signal = 0;     // a fatal signal the job sent itself (then killed), -1 once its end closed
+  int seccompSyscall = -1;  // the call a seccomp trap stopped (then killed as by SIGSYS)
   bool exited = false;  // the job announced its exit (then killed): `exit` holds what it said
   ExitNote exit = {};
 };
@@ -101,6 +105,10 @@ static Noted WaitForExitOrNote(int pidfd, int noteFd) {
       if (got == 1 && note.kind > 0 && note.kind < 65) {
         noted.signal = note.kind;
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+      } else if (got == static_cast<ssize_t>(sizeof note) && note.kind == kNoteSeccomp) {
+        noted.signal = SIGSYS;
+        noted.seccompSyscall = note.syscall < 0 || note.syscall > 4095 ? 4095 : note.syscall;
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
       } else if (got == static_cast<ssize_t>(sizeof note) && note.kind == kNoteExit) {
         syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
         // Within what a process can use: a year of CPU, 1 TiB of memory.
@@ -116,6 +124,22 @@ static Noted WaitForExitOrNote(int pidfd, int noteFd) {
       noted.signal = -1;  // the job closed its end: only its exit is left to wait for
     }
   }
+}
+
+// This process's private data (VmData in /proc/self/status, the mm's data_vm that RLIMIT_DATA
+// bounds), which the job cloned from it inherits. Reads into the stack: nothing is allocated.
+static bool ReadVmData(uint64_t* bytes, Failure* f) {
+  char buf[4096];
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(f, "resource limits", "open", errno, "/proc/self/status");
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return Fail(f, "resource limits", "read", n < 0 ? errno : EIO, "/proc/self/status");
+  buf[n] = '\0';
+  const char* at = strstr(buf, "\nVmData:");
+  if (at == nullptr) return Fail(f, "resource limits", "read", EINVAL, "no VmData in /proc/self/status");
+  *bytes = strtoull(at + 8, nullptr, 10) * 1024;
+  return true;
 }
 
 [[noreturn]] static void FailIntermediate(int statusFd, const Failure& f) {
@@ -143,6 +167,10 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     Fail(&f, "handshake pipes", "pipe2", errno);
     FailIntermediate(r.statusFd, f);
   }
+  uint64_t inheritedData = 0;
+  for (const RlimitOp& l : r.rlimits) {
+    if (l.aboveInherited && !ReadVmData(&inheritedData, &f)) FailIntermediate(r.statusFd, f);
+  }
   int pidfd = -1;
   long pid = syscall(SYS_clone, r.cloneFlags | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr, 0);
   if (pid == 0) {
@@ -150,7 +178,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     close(err[0]);
     close(note[0]);
     ChildPlan plan = {sync[0], r.statusFd, r.stdoutFd, r.stderrFd, r.resultFd, r.payloadFd, note[1], r.hostname, r.uid, r.gid,
-                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, r.landlockScoped, &r.landlock, &r.seccomp, &r.rlimits};
+                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, r.landlockScoped, &r.landlock, &r.seccomp, &r.rlimits, inheritedData};
     if (!Specialize(plan, &f)) {
       ssize_t ignored = write(err[1], &f, sizeof f);
       (void)ignored;
@@ -202,7 +230,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
   if (noted.exited) {
     // Announced: the job closed its fds and is killed. Its cgroup counters are final.
     const ExitNote& n = noted.exit;
-    SendExited(r.statusFd, n.code, 0, n.userUs, n.systemUs, n.maxRssKb, ReadCgroupStats(r.cgroups));
+    SendExited(r.statusFd, n.code, 0, n.userUs, n.systemUs, n.maxRssKb, ReadCgroupStats(r.cgroups), -1);
   }
   int status = 0;
   struct rusage ru = {};
@@ -213,7 +241,8 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     int signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     // Killed by us on the job's own fatal signal: report that signal, as for any other process.
     if (noted.signal > 0 && signal == SIGKILL) signal = noted.signal;
-    SendExited(r.statusFd, code, signal, TimevalUs(ru.ru_utime), TimevalUs(ru.ru_stime), ru.ru_maxrss, ReadCgroupStats(r.cgroups));
+    SendExited(r.statusFd, code, signal, TimevalUs(ru.ru_utime), TimevalUs(ru.ru_stime), ru.ru_maxrss, ReadCgroupStats(r.cgroups),
+               noted.seccompSyscall);
   }
   // The run settles on Exited; removing the cgroups (slow on v1) happens after it, off the
   // request path. The app learns that it is done when this process exits (status socket EOF).

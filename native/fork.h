@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cgroups.h"
+#include "child.h"
 #include "fds.h"
 #include "landlock.h"
 #include "mounts.h"
@@ -32,7 +33,7 @@ struct ForkRequest {
   std::vector<LandlockRule> landlock;
   std::vector<uint8_t> seccomp;
   CgroupPlan cgroups;
-  std::vector<std::pair<int, uint64_t>> rlimits;
+  std::vector<RlimitOp> rlimits;
   unsigned long cloneFlags;  // CLONE_NEW* set, policy from the TypeScript side
   int64_t receivedNs;
   uv_loop_t* loop;

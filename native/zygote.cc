@@ -19,6 +19,7 @@
 #include "fork.h"
 #include "memory.h"
 #include "landlock.h"
+#include "seccomp.h"
 #include "napi_util.h"
 
 namespace ns {
@@ -41,6 +42,20 @@ static Napi::Value ZygoteInit(const Napi::CallbackInfo& info) {
   int fd = MoveFdAbove(info[0].As<Napi::Number>().Int32Value(), kControlFdMin);
   if (fd < 0) return ErrnoError(info.Env(), "fcntl(F_DUPFD_CLOEXEC)", -fd);
   return Napi::Number::New(info.Env(), fd);
+}
+
+// installZygoteFilter(program): no_new_privs (an unprivileged zygote needs it for seccomp), then
+// the zygote's own seccomp filter (lib/seccomp/policy.ts zygotePolicy), which every intermediate
+// and job inherits. An empty program installs nothing.
+static Napi::Value InstallZygoteFilter(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBuffer()) return Usage(info.Env(), "installZygoteFilter(program: Buffer): void");
+  Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+  if (b.Length() == 0) return info.Env().Undefined();
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return ErrnoError(info.Env(), "prctl(PR_SET_NO_NEW_PRIVS)", errno);
+  std::vector<uint8_t> program(b.Data(), b.Data() + b.Length());
+  Failure f;
+  if (!InstallSeccomp(program, &f)) return ErrnoError(info.Env(), f.syscall, f.err);
+  return info.Env().Undefined();
 }
 
 // recvRequest(fd): blocks for one datagram. Returns {data, fds}, or null at EOF.
@@ -147,7 +162,7 @@ static bool ParseCgroups(const Napi::Object& o, CgroupPlan* plan) {
   return true;
 }
 
-static bool ParseRlimits(const Napi::Value& v, std::vector<std::pair<int, uint64_t>>* out) {
+static bool ParseRlimits(const Napi::Value& v, std::vector<RlimitOp>* out) {
   if (!v.IsArray()) return false;
   Napi::Array list = v.As<Napi::Array>();
   for (uint32_t i = 0; i < list.Length(); i++) {
@@ -156,7 +171,8 @@ static bool ParseRlimits(const Napi::Value& v, std::vector<std::pair<int, uint64
     Napi::Value resource = e.As<Napi::Object>().Get("resource"), limit = e.As<Napi::Object>().Get("limit");
     if (!resource.IsNumber() || !limit.IsNumber()) return false;
     double l = limit.As<Napi::Number>().DoubleValue();
-    out->emplace_back(resource.As<Napi::Number>().Int32Value(), l < 0 ? RLIM_INFINITY : static_cast<uint64_t>(l));
+    bool above = e.As<Napi::Object>().Get("aboveInherited").ToBoolean().Value();
+    out->push_back({resource.As<Napi::Number>().Int32Value(), l < 0 ? RLIM_INFINITY : static_cast<uint64_t>(l), above});
   }
   return true;
 }
@@ -274,6 +290,7 @@ void RegisterZygote(Napi::Env env, Napi::Object exports) {
   exports.Set("skipForkMarksIfClean", Napi::Function::New(env, SkipForkMarksIfClean));
   exports.Set("collapseHeap", Napi::Function::New(env, CollapseHeapJs));
   exports.Set("zygoteInit", Napi::Function::New(env, ZygoteInit));
+  exports.Set("installZygoteFilter", Napi::Function::New(env, InstallZygoteFilter));
   exports.Set("recvRequest", Napi::Function::New(env, RecvRequest));
   exports.Set("readable", Napi::Function::New(env, Readable));
   exports.Set("forkJob", Napi::Function::New(env, ForkJobJs));

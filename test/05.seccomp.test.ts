@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, SYSCALLS, X32_SYSCALL_BIT } from '../lib/seccomp/syscalls.js';
 import type { SyscallName } from '../lib/seccomp/syscalls.js';
 import {
-  CloneFlag, Errno, NAMESPACE_FLAGS, THREAD_CLONE_FLAGS, allow, defaultJobPolicy, errno, isConditional, kill, rules, sets, trap,
+  CloneFlag, Errno, NAMESPACE_FLAGS, THREAD_CLONE_FLAGS, allow, defaultJobPolicy, errno, isConditional, kill, rules, sets, trap, trappingKills, zygotePolicy,
 } from '../lib/seccomp/policy.js';
 import type { Action, ArgTest, Policy, Rule } from '../lib/seccomp/policy.js';
 import { BPF_MAXINSNS, SeccompRet, actionValue, compile } from '../lib/seccomp/compile.js';
@@ -97,11 +97,33 @@ describe('seccomp: policy data', function () {
 
   it('kills every system call the design names as forbidden, explicitly', function () {
     const forbidden: SyscallName[] = [
-      'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'ptrace', 'mount', 'bpf', 'keyctl',
+      'io_uring_enter', 'io_uring_register', 'ptrace', 'mount', 'bpf', 'keyctl',
       'perf_event_open', 'userfaultfd', 'unshare', 'setns',
     ];
     for (const name of forbidden) expect(defaultJobPolicy.rules[name], name).to.deep.equal(kill);
     expect(defaultJobPolicy.defaultAction).to.deep.equal(kill);
+    // A job never makes a ring: libuv's probe of every new event loop is refused as "not here".
+    expect(defaultJobPolicy.rules.io_uring_setup).to.deep.equal(errno(Errno.ENOSYS));
+  });
+
+  it("the zygote's filter refuses io_uring_setup with ENOSYS and allows everything else", function () {
+    const z = compile(zygotePolicy);
+    const run = (nr: number) => describeAction(interpret(z, { nr, arch: AUDIT_ARCH_X86_64, args: [] }));
+    expect(run(SYSCALLS.io_uring_setup)).to.equal(`errno(${Errno.ENOSYS})`);
+    for (const name of ['io_uring_enter', 'read', 'clone', 'ptrace', 'mount'] as const) expect(run(SYSCALLS[name]), name).to.equal('allow');
+  });
+
+  it('the self-test policy traps exactly where the job policy kills, and allows the same', function () {
+    const t = compile(trappingKills(defaultJobPolicy));
+    const cases: Array<[SyscallName, Array<bigint | number>]> = [
+      ['ptrace', []], ['read', []], ['io_uring_setup', []], ['clone', [THREAD_CLONE_FLAGS]], ['clone', [CloneFlag.NEWUSER]], ['execve', []],
+    ];
+    for (const [name, args] of cases) {
+      const job = verdict(name, args);
+      const self = describeAction(interpret(t, { nr: SYSCALLS[name], arch: AUDIT_ARCH_X86_64, args: args.map((a) => BigInt(a)) }));
+      expect(self, `${name}(${args})`).to.equal(job === 'kill-process' ? 'trap' : job);
+    }
+    expect(describeAction(interpret(t, { nr: 9999, arch: AUDIT_ARCH_X86_64, args: [] })), 'an unknown number').to.equal('trap');
   });
 
   it('names only system calls the table knows in every set', function () {
@@ -158,7 +180,7 @@ describe('seccomp: defaultJobPolicy through the interpreter', function () {
 
   it('kills the process for the forbidden system calls', function () {
     for (const name of ['ptrace', 'mount', 'umount2', 'pivot_root', 'chroot', 'unshare', 'setns', 'bpf', 'keyctl', 'add_key',
-      'request_key', 'io_uring_setup', 'io_uring_enter', 'io_uring_register', 'perf_event_open', 'userfaultfd',
+      'request_key', 'io_uring_enter', 'io_uring_register', 'perf_event_open', 'userfaultfd',
       'process_vm_readv', 'process_vm_writev', 'open_by_handle_at', 'kexec_load', 'kexec_file_load', 'init_module',
       'finit_module', 'delete_module', 'reboot', 'clock_settime', 'settimeofday', 'adjtimex', 'personality', 'fsopen',
       'move_mount', 'swapon', 'acct', 'iopl', 'ioperm', 'syslog', 'fanotify_init'] as const) {

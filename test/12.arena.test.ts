@@ -37,7 +37,6 @@ function thpMode(): string | null {
 }
 
 describe('the heap arena', function () {
-  this.timeout(60_000);
   let withArena: Spawner;
   let without: Spawner;
 
@@ -120,7 +119,7 @@ describe('the heap arena', function () {
   it('hands ranges back, reuses and merges them as V8 maps and unmaps pages', async function () {
     const run = await runProgram(process.execPath, ['--expose-gc', fixture('arena-churn.mjs'), addon], {
       env: { ...process.env, LD_PRELOAD: arenaLibrary },
-      timeoutMs: 60_000,
+      timeoutMs: 100_000,
     });
     expect(run.code, run.output).to.equal(0);
     const out = JSON.parse(run.stdout.trim().split('\n').pop()!);
@@ -138,9 +137,9 @@ describe('the heap arena', function () {
     const dir = await tempDir();
     try {
       const binary = join(dir.path, 'arena-check');
-      const cc = await runProgram('cc', ['-O2', '-o', binary, fixture('arena-check.c'), '-ldl', '-lpthread'], { timeoutMs: 60_000 });
+      const cc = await runProgram('cc', ['-O2', '-o', binary, fixture('arena-check.c'), '-ldl', '-lpthread'], { timeoutMs: 100_000 });
       expect(cc.code, `cc failed: ${cc.output}`).to.equal(0);
-      const run = await runProgram(binary, [], { env: { LD_PRELOAD: arenaLibrary }, timeoutMs: 60_000 });
+      const run = await runProgram(binary, [], { env: { LD_PRELOAD: arenaLibrary }, timeoutMs: 100_000 });
       expect(run.code, run.output).to.equal(0);
       expect(run.stdout).to.match(/^ok /);
     } finally {

@@ -3,7 +3,8 @@
 import { tableFromArrays, Table } from 'apache-arrow';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
-import { fixture, idMapped, isRoot, rejection, tempDir } from './helpers.js';
+import { stripsTypes } from '../lib/runtime.js';
+import { expectCode, fixture, idMapped, isRoot, rejection, skipBecause, tempDir } from './helpers.js';
 
 describe('spawner.run', function () {
   let spawner: Spawner;
@@ -15,6 +16,45 @@ describe('spawner.run', function () {
 
   after(async function () {
     await spawner?.close();
+  });
+
+  describe('TypeScript jobs', function () {
+    it(stripsTypes ? 'runs a .mts job with its types stripped by Node' : 'refuses a .mts job on a Node that cannot strip types, before forking', async function () {
+      const job = fixture('typed.mts');
+      const inputs = { t: tableFromArrays({ a: Int32Array.of(1) }) };
+      if (stripsTypes) {
+        const r = await spawner.run<{ sum: number; inputs: string[] }>(job, { values: [1, 2, 3.5] }, { inputs });
+        expect(r.value).to.deep.equal({ sum: 6.5, inputs: ['t'] });
+      } else {
+        const spawned: unknown[] = [];
+        spawner.on('spawn', (e) => spawned.push(e));
+        const e = await expectCode(spawner.run(job, { values: [1] }), 'ERR_TYPESCRIPT_UNSUPPORTED');
+        expect(e.message).to.include(job).and.include('Node 24');
+        expect(spawned, 'no child was forked').to.deep.equal([]);
+      }
+    });
+
+    it('runs a .ts job outside any package as an ES module, with the warm apache-arrow and a relative TypeScript import', async function () {
+      if (!stripsTypes) skipBecause(this, `Node ${process.version} does not strip types: the test above checks the refusal`);
+      const dir = await tempDir();
+      try {
+        await dir.write('scale.ts', 'export const scale = (xs: number[], k: number): number[] => xs.map((x: number) => x * k);\n');
+        const job = await dir.write(
+          'job.ts',
+          [
+            "import { tableFromArrays, Table } from 'apache-arrow';",
+            "import { scale } from './scale.ts';",
+            'type Args = { values: number[] };',
+            'export default (args: Args): Table => tableFromArrays({ v: Float64Array.from(scale(args.values, 2)) });',
+          ].join('\n'),
+        );
+        const r = await spawner.run(job, { values: [1, 2] });
+        expect(r.table, 'a Table of the warm apache-arrow, recognised by the runner').to.be.instanceOf(Table);
+        expect([...r.table!.getChild('v')!]).to.deep.equal([2, 4]);
+      } finally {
+        await dir.remove();
+      }
+    });
   });
 
   describe('values', function () {

@@ -123,7 +123,7 @@ describe('run failures', function () {
         expect(e.exitCode).to.equal(42);
         expect(e.durationMs).to.be.below(5_000); // killed at its note, not at the timeout
         const job = procInfo(pid);
-        if (job) await waitFor('the forging job to be gone', () => !stillAlive(job), 5_000);
+        if (job) await waitFor('the forging job to be gone', () => !stillAlive(job));
       } finally {
         spawner.off('spawn', onSpawn);
       }

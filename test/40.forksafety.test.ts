@@ -29,7 +29,6 @@ describe('fork safety', function () {
   });
 
   it('passes the self-test job as an ordinary job: every check is ok', async function () {
-    this.timeout(30_000);
     const r = await spawner.run<{ checks: Record<string, string>; pid: number }>(join(packageRoot, 'dist', 'zygote', 'selftest-job.js'));
     const checks = r.value!.checks;
     expect(Object.keys(checks)).to.include.members(['timers', 'asyncFs', 'zlib', 'crypto', 'webAssembly', 'garbageCollection', 'processIdentity']);
@@ -125,7 +124,6 @@ describe('fork safety', function () {
   });
 
   it("does not pass an fd the app inherited without close-on-exec into jobs", async function () {
-    this.timeout(30_000);
     // The app's parent (a shell here) gave it fd 7, open on a private file, without
     // close-on-exec: the zygote inherits it, and no job may.
     const dir = await tempDir();
@@ -143,7 +141,7 @@ describe('fork safety', function () {
         } finally {
           await s.close();
         }`;
-      const app = await runProgram('/bin/sh', ['-c', 'exec "$0" --input-type=module -e "$1" 7<"$2"', process.execPath, script, secret], { timeoutMs: 25_000 });
+      const app = await runProgram('/bin/sh', ['-c', 'exec "$0" --input-type=module -e "$1" 7<"$2"', process.execPath, script, secret], { timeoutMs: 100_000 });
       if (app.code !== 0) throw new Error(`the app exited with ${app.signal ?? app.code}\n${app.stdout}\n${app.stderr}`);
       const out = app.stdout;
       const { inherited, job } = JSON.parse(out.trim().split('\n').pop()!) as { inherited: string; job: Record<string, string> };

@@ -30,7 +30,6 @@ describe('output floods', function () {
 
 describe('when the app dies', function () {
   it('the zygote and its jobs die with it: no orphans', async function () {
-    this.timeout(30_000);
     const app = spawn(process.execPath, [fixture('app-with-job.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise<string>((resolve, reject) => {
       let out = '';

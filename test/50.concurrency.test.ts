@@ -37,7 +37,6 @@ describe('concurrency', function () {
   });
 
   it("returns the app's open fd count to where it was after many jobs, failed ones included", async function () {
-    this.timeout(60_000);
     const mixed = () => [
       spawner.run(fixture('echo.mjs'), 1),
       spawner.run(fixture('table.mjs'), { n: 100 }),
@@ -53,7 +52,7 @@ describe('concurrency', function () {
     const after = await waitFor('fds to be closed', () => {
       const now = openFds();
       return now.size <= before.size ? now : null;
-    }, 5_000).catch(() => openFds());
+    }, 60_000).catch(() => openFds());
     const added = [...after].filter(([fd, t]) => before.get(fd) !== t);
     expect(after.size, `fds left open: ${JSON.stringify(added)}`).to.equal(before.size);
   });
@@ -73,7 +72,7 @@ describe('close()', function () {
     const [e1, e2] = await Promise.all(outcomes);
     expect(e1).to.be.instanceOf(ClosedError);
     expect(e2).to.be.instanceOf(ClosedError);
-    await waitFor('every process of the spawner to be gone', () => ![job, intermediate, zygoteInfo].some(stillAlive), 5_000).catch(() => {});
+    await waitFor('every process of the spawner to be gone', () => ![job, intermediate, zygoteInfo].some(stillAlive), 60_000).catch(() => {});
     expect(stillAlive(zygoteInfo), 'zygote').to.equal(false);
     expect(stillAlive(intermediate), 'intermediate').to.equal(false);
     expect(stillAlive(job), 'job').to.equal(false);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { detectCgroups } from '../lib/cgroups.js';
+import { stripsTypes } from '../lib/runtime.js';
 import { packageRoot, skipBecause } from './helpers.js';
 
 /**
@@ -52,6 +53,24 @@ describe('examples', function () {
     expect(r.stdout).to.include('the job ran as pid 1, uid 1000, on host nodespawner');
     expect(r.stdout).to.include('its stdout: hello from inside the sandbox, world');
     expect(r.stdout).to.match(/round trip: \d+(\.\d+)? ms/);
+  });
+
+  it('typescript: the app and its job type-check together (defineJob carries the job\'s types)', async function () {
+    const tsc = join(packageRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+    if (!fs.existsSync(tsc)) skipBecause(this, 'typescript (a devDependency) is not installed');
+    const r = await new Promise<{ code: number; out: string }>((resolve) => {
+      execFile(process.execPath, [tsc, '-p', example('typescript', 'tsconfig.json')], { cwd: packageRoot, encoding: 'utf8' }, (err, stdout, stderr) => {
+        resolve({ code: err ? 1 : 0, out: stdout + stderr });
+      });
+    });
+    expect(r.code, r.out).to.equal(0);
+  });
+
+  it('typescript: a TypeScript app runs a TypeScript job', async function () {
+    if (!stripsTypes) skipBecause(this, `Node ${process.version} does not run TypeScript; test/20.run checks that such a job is refused`);
+    const r = await runExample(example('typescript', 'index.mts'));
+    expectSuccess(r);
+    expect(r.stdout.trim()).to.equal('3 sales, total 90');
   });
 
   it('arrow-aggregate: an Arrow table in, an aggregated Arrow table out', async function () {

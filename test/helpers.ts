@@ -56,16 +56,34 @@ export function safeJson(x: unknown): string {
   }
 }
 
-/** Polls `check` until it returns a truthy value; fails with `what` after `ms`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | null | false, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
+/**
+ * Polls `check` until it returns a truthy value. No deadline by default: how long the work takes
+ * depends on the machine, and the test's timeout, a hang detector, ends a wait that never ends
+ * (a failed test then prints what it waited for). `giveUpMs`, for a test that reports better by
+ * going on without the value (what it leaked, say), rejects after that long instead.
+ */
+export async function waitFor<T>(what: string, check: () => T | undefined | null | false, giveUpMs = Infinity): Promise<T> {
+  const deadline = Date.now() + giveUpMs;
   for (;;) {
     const v = check();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${ms} ms`);
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${giveUpMs} ms`);
+    waitingFor = what;
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** What the last waitFor() waited for, for a test that timed out (see the root hook below). */
+let waitingFor: string | null = null;
+
+export const mochaHooks = {
+  beforeEach(): void {
+    waitingFor = null;
+  },
+  afterEach(this: Mocha.Context): void {
+    if (this.currentTest?.state === 'failed' && waitingFor) console.log(`      (the test was waiting for ${waitingFor})`);
+  },
+};
 
 export interface ProcInfo {
   pid: number;

@@ -75,6 +75,12 @@ struct CgroupWrite {
 struct Rlimit {
   1: required i32 resource
   2: required i64 limit
+  /**
+   * The limit counts from what the job inherits: for RLIMIT_DATA, the zygote's private data at the
+   * fork (VmData), which the job holds from its first instruction (Node 24's V8 alone reserves more
+   * than a typical memory limit).
+   */
+  3: optional bool aboveInherited
 }
 
 /** What the app asks the zygote for. The fds travel with it, in this order:
@@ -179,6 +185,8 @@ struct Exited {
   6: required i64 exitedNs
   /** Contents of RunRequest.cgroupStats, in order (each at most 4 KiB; empty if unreadable). */
   7: optional list<string> cgroupStats
+  /** The system call a seccomp trap stopped (the zygote's self-test traps instead of killing). */
+  8: optional i32 seccompSyscall
 }
 
 union JobEvent {

@@ -3,14 +3,47 @@
 // could not resolve 'apache-arrow' through node_modules, or would load a second, cold copy.
 // Here every preloaded module is served by its bare name (and by its resolved file URL) from
 // the zygote's warm instance; everything else is loaded from disk through this same linker, so
-// that its own imports of preloaded modules are mapped too.
+// that its own imports of preloaded modules are mapped too. (Node 22.15+ and 24 have synchronous
+// in-thread hooks, module.registerHooks(), which can serve preloads the same way; a job imported
+// through Node's own loader took longer in a child than through this linker, on both.)
+// TypeScript modules have their types stripped by Node's own stripper where Node has one.
 import vm from 'node:vm';
 import fs from 'node:fs';
-import { createRequire, isBuiltin } from 'node:module';
+import module, { createRequire, isBuiltin } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 type Namespace = Record<string, unknown>;
+
+/** Node's type stripper (Node 22.13+), or undefined. */
+const stripTypes = (module as { stripTypeScriptTypes?: (code: string, options?: { mode: 'strip' }) => string }).stripTypeScriptTypes;
+
+/**
+ * Whether source that no package.json types has ES module syntax: Node's own test (compile it as
+ * CommonJS; the errors that only module syntax causes mean ESM).
+ */
+const moduleOnlyErrors = [
+  'Cannot use import statement outside a module',
+  "Unexpected token 'export'",
+  "Cannot use 'import.meta' outside a module",
+];
+function hasModuleSyntax(source: string): boolean {
+  try {
+    vm.compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname']);
+    return false;
+  } catch (e) {
+    if (!(e instanceof SyntaxError)) return false;
+    if (moduleOnlyErrors.some((m) => e.message.includes(m))) return true;
+    // Top-level await is valid only in a module: Node retries those as ESM too.
+    if (!e.message.includes('await is only valid')) return false;
+    try {
+      new vm.SourceTextModule(source);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
 
 function synthetic(ns: Namespace, identifier: string): vm.Module {
   const names = Object.keys(ns);
@@ -50,6 +83,11 @@ export class Linker {
   }
 
   /** Creates the module records of common builtins in the zygote, so children only link them. */
+  /** Loads Node's type stripper (a WebAssembly module) in the zygote, so that no child does. */
+  warmTypeScript(): void {
+    stripTypes?.('const warm: number = 1;', { mode: 'strip' });
+  }
+
   async warmBuiltins(names: string[]): Promise<void> {
     for (const name of names) await this.ready(await this.resolve(`node:${name}`, 'file:///'));
   }
@@ -112,7 +150,20 @@ export class Linker {
       const value = JSON.parse(fs.readFileSync(path, 'utf8'));
       return synthetic({ default: value }, url);
     }
-    if (ext === '.cjs' || ext === '.node' || (ext !== '.mjs' && this.packageType(dirname(path)) !== 'module')) {
+    let source: string | null = null;
+    let esm = ext === '.mjs' || ext === '.mts';
+    if (ext === '.js' || ext === '.ts') {
+      const type = this.packageType(dirname(path));
+      if (type === 'none') {
+        // No declared type: ESM if the source has module syntax, as Node decides (TypeScript too).
+        source = this.source(path, ext);
+        esm = hasModuleSyntax(source);
+      } else {
+        esm = type === 'module';
+      }
+    }
+    if (!esm) {
+      // CommonJS, TypeScript included: Node's require() strips the types itself.
       const exported = createRequire(path)(path);
       const ns: Namespace = { default: exported };
       if (exported && typeof exported === 'object') {
@@ -120,7 +171,7 @@ export class Linker {
       }
       return synthetic(ns, url);
     }
-    const source = fs.readFileSync(path, 'utf8');
+    source ??= this.source(path, ext);
     return new vm.SourceTextModule(source, {
       identifier: url,
       initializeImportMeta(meta) {
@@ -134,17 +185,26 @@ export class Linker {
     });
   }
 
-  /** The "type" of the nearest package.json, as Node decides whether a .js file is ESM. */
+  /** A module's source, its types stripped for TypeScript. */
+  private source(path: string, ext: string): string {
+    const text = fs.readFileSync(path, 'utf8');
+    if (ext !== '.ts' && ext !== '.mts') return text;
+    if (!stripTypes) throw new Error(`cannot run the TypeScript module ${path}: Node ${process.version} does not strip types`);
+    return stripTypes(text, { mode: 'strip' }); // types become spaces: lines and columns stay
+  }
+
+  /** The "type" of the nearest package.json (`none` without one or without the field), as Node decides whether a .js file is ESM. */
   private packageType(dir: string): string {
     const known = this.packageTypes.get(dir);
     if (known !== undefined) return known;
-    let type = 'commonjs';
+    let type = 'none';
     const pkg = join(dir, 'package.json');
     if (fs.existsSync(pkg)) {
       try {
-        type = JSON.parse(fs.readFileSync(pkg, 'utf8')).type === 'module' ? 'module' : 'commonjs';
+        const declared = JSON.parse(fs.readFileSync(pkg, 'utf8')).type;
+        type = declared === 'module' || declared === 'commonjs' ? declared : 'none';
       } catch {
-        type = 'commonjs';
+        type = 'none';
       }
     } else if (dirname(dir) !== dir) {
       type = this.packageType(dirname(dir));

@@ -14,6 +14,7 @@ import { native, packageRoot } from '../lib/native.js';
 import { T, ResultTag, decode, encode, fromWire, i64, payloadParts, splitTimings, toWire } from '../lib/wire.js';
 import type { RunRequest } from '../lib/wire.js';
 import { SandboxSetupError, errnoNames } from '../lib/errors.js';
+import { syscallName } from '../lib/seccomp/syscalls.js';
 import { resultRehearsal, warmUp, warmValueCoding } from './warmup.js';
 
 export interface ZygoteConfig {
@@ -32,8 +33,12 @@ export interface ZygoteConfig {
   heapArenaNote: string | null;
   /** fds the app had without CLOEXEC when it spawned us: inherited by mistake, closed at once. */
   inheritedFds: number[];
-  /** base64 of the compiled seccomp program; empty for none. */
+  /** base64 of the compiled seccomp program every job installs; empty for none. */
   seccomp: string;
+  /** The same policy with kills turned into traps, for the self-test; empty for none. */
+  selfTestSeccomp: string;
+  /** base64 of the zygote's own filter (lib/seccomp/policy.ts zygotePolicy), inherited by every job. */
+  zygoteSeccomp: string;
 }
 
 /** Always preloaded, from nodespawner's own dependencies: the instances the job runner uses. */
@@ -46,6 +51,11 @@ delete process.env.UV_USE_IO_URING;
 if (config.appPreload === null || config.appPreload === undefined) delete process.env.LD_PRELOAD;
 else process.env.LD_PRELOAD = config.appPreload;
 for (const fd of config.inheritedFds ?? []) if (fd > 3) native.close(fd);
+// Node 22+ creates process.stderr (a PipeWrap for the app's pipe) while loading node:util; it is
+// created here on every version, so that the handles the zygote starts with are the same, and every
+// child writes to its own stderr through it (fd 2 is the job's pipe there).
+void process.stderr;
+const resourcesAtStart = process.getActiveResourcesInfo();
 const fdsAtStart = new Map(native.listFds());
 // The job runner's own code (runChild, the post-fork hygiene, the linker's loading of files) runs
 // in every child and not in the zygote, so V8 compiled it lazily in each child: before a preforked
@@ -60,6 +70,7 @@ v8.setFlagsFromString('--lazy');
 const linker = new Linker();
 /** The seccomp program the app compiled (struct sock_filter[]); every job installs it last. */
 const seccomp = Buffer.from(config.seccomp ?? '', 'base64');
+const selfTestSeccomp = Buffer.from(config.selfTestSeccomp ?? '', 'base64');
 const preloadedFiles: string[] = [];
 let control = -1;
 
@@ -122,7 +133,7 @@ interface JobFds {
 }
 
 /** Forks one job. Returns true in the job child (which then runs the job), false in the zygote. */
-function fork(req: RunRequest, fds: JobFds, receivedNs: bigint): boolean {
+function fork(req: RunRequest, fds: JobFds, receivedNs: bigint, filter = seccomp): boolean {
   const out = native.forkJob({
     statusFd: fds.status,
     stdoutFd: fds.stdout,
@@ -140,12 +151,12 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint): boolean {
     landlockHandled: i64(req.landlockHandled),
     landlockScoped: i64(req.landlockScoped),
     landlock: req.landlock.map((r) => ({ path: r.path, access: i64(r.access) })),
-    seccomp,
+    seccomp: filter,
     cgroupDirs: req.cgroupDirs,
     cgroupWrites: req.cgroupWrites.map((w) => ({ path: w.path, value: w.value })),
     cgroupProcs: req.cgroupProcs,
     cgroupStats: req.cgroupStats,
-    rlimits: req.rlimits.map((l) => ({ resource: l.resource, limit: i64(l.limit) })),
+    rlimits: req.rlimits.map((l) => ({ resource: l.resource, limit: i64(l.limit), aboveInherited: l.aboveInherited === true })),
     receivedNs,
   });
   if ('child' in out) {
@@ -190,8 +201,8 @@ function selfTest(): number | null {
     cgroupStats: [],
     rlimits: [],
   };
-  if (fork(req, { status: statusZygote, stdout, stderr, result, payload }, t0)) return null;
-  let exited: { code: number; signal: number } | undefined;
+  if (fork(req, { status: statusZygote, stdout, stderr, result, payload }, t0, selfTestSeccomp)) return null;
+  let exited: { code: number; signal: number; seccompSyscall?: number | null } | undefined;
   let setup: string | undefined;
   for (;;) {
     const msg = native.recvRequest(statusApp);
@@ -209,6 +220,10 @@ function selfTest(): number | null {
   });
   const tail = err.toString('utf8').slice(-2000);
   if (setup) fatal('SELF_TEST_FAILED', `the self-test child could not be set up: ${setup}`);
+  if (exited?.seccompSyscall !== undefined && exited.seccompSyscall !== null) {
+    const nr = exited.seccompSyscall;
+    fatal('SELF_TEST_SECCOMP', `the job seccomp policy stopped syscall ${nr} (${syscallName(nr)}), which this Node ${process.version} makes in a forked child; stderr: ${tail}`);
+  }
   if (!exited || exited.code !== 0) {
     fatal('SELF_TEST_FAILED', `the self-test child exited with ${exited ? `code ${exited.code} signal ${exited.signal}` : 'no status'}; stderr: ${tail}`);
   }
@@ -229,6 +244,10 @@ function preForkChecks(): void {
     fatal('PRELOAD_LEFT_FD', `file descriptor ${fd} (${target}) was opened while preloading and is still open: every job would inherit it. Close it in the preloaded module`);
   }
   const resources = process.getActiveResourcesInfo();
+  for (const r of resourcesAtStart) {
+    const i = resources.indexOf(r);
+    if (i >= 0) resources.splice(i, 1);
+  }
   if (resources.length > 0) {
     fatal('PRELOAD_LEFT_HANDLES', `preloaded code left active resources (${resources.join(', ')}): every job would inherit them. Clear timers and close handles in the preloaded module`);
   }
@@ -358,6 +377,11 @@ async function main(): Promise<void> {
   } catch (err) {
     process.stderr.write(`nodespawner zygote: cannot start: ${(err as Error).message}\n`);
     native.exit(70);
+  }
+  try {
+    native.installZygoteFilter(Buffer.from(config.zygoteSeccomp ?? '', 'base64'));
+  } catch (err) {
+    fatal('ZYGOTE_FILTER_FAILED', `cannot install the zygote's seccomp filter: ${(err as Error).message}`);
   }
   installInZygote();
   const preloaded = await preload();

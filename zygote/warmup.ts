@@ -15,6 +15,7 @@ export async function warmUp(linker: Linker, rounds = 40): Promise<void> {
   warmRunner(rounds);
   warmRunnerIo();
   await linker.warmBuiltins(commonBuiltins);
+  linker.warmTypeScript();
   await linker.warmUp(fileURLToPath(new URL('./warm-up-job.js', import.meta.url)));
 }
 

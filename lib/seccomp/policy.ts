@@ -400,8 +400,11 @@ export const info: SyscallSet = allowAll('uname', 'sysinfo', 'getrandom');
  */
 export const denied: SyscallSet = Object.freeze({
   // io_uring bypasses seccomp for the operations it performs and has been the source of a long
-  // run of kernel exploits. (libuv only uses it when UV_USE_IO_URING=1.)
-  io_uring_setup: kill,
+  // run of kernel exploits. A job never gets a ring: making one fails with ENOSYS, which is what
+  // libuv 1.49+ probes every new event loop with (a worker thread's, say) before it falls back to
+  // epoll_ctl; the zygote's own filter gives the same answer before the job's is installed (see
+  // zygotePolicy). Using a ring, which could then only be one the job was handed, kills.
+  io_uring_setup: errno(Errno.ENOSYS),
   io_uring_enter: kill,
   io_uring_register: kill,
   // Reading or writing other processes.
@@ -471,10 +474,36 @@ export const sets = Object.freeze({
 });
 
 /**
- * The policy every job runs under: everything Node 20 needs to run a job (checked against strace
+ * The policy every job runs under: everything Node 20, 22 and 24 need to run a job (checked against strace
  * of the test suite's jobs), errno for calls well-behaved code probes, kill for everything else.
  */
 export const defaultJobPolicy: Policy = Object.freeze({
   rules: rules(basicIo, memory, files, processSet, threads, scheduler, signals, time, timers, events, network, info, denied),
   defaultAction: kill,
 });
+
+/**
+ * The zygote's own filter, installed once before it preloads anything, and inherited by every
+ * intermediate and job: io_uring_setup fails with ENOSYS. libuv 1.49+ (Node 22, 24) always makes an
+ * io_uring for batching epoll_ctl calls, and a job re-creates its event loop (uv_loop_fork) before
+ * its own filter is installed, so without this the job would hold a ring made before seccomp and
+ * die on its first io_uring_enter. With it, libuv falls back to epoll_ctl, and a ring never exists
+ * in a job. The zygote keeps the ring it made at start-up (its serve loop does not use libuv).
+ */
+export const zygotePolicy: Policy = Object.freeze({
+  rules: Object.freeze({ io_uring_setup: errno(Errno.ENOSYS) }),
+  defaultAction: allow,
+});
+
+/**
+ * The same policy, with every kill turned into a trap (a SIGSYS the job's native handler catches
+ * and reports with the system call's number, then the job is killed from outside). Used for the
+ * zygote's self-test, so that a runtime that needs a system call the policy lacks is told which.
+ */
+export function trappingKills(policy: Policy): Policy {
+  const swap = (a: Action): Action => (a.type === 'kill' ? trap : a);
+  const swapRule = (r: Rule): Rule => (isConditional(r) ? { if: r.if.map((c) => ({ when: c.when, then: swap(c.then) })), else: swap(r.else) } : swap(r));
+  const out: Record<string, Rule> = {};
+  for (const [name, rule] of Object.entries(policy.rules)) if (rule !== undefined) out[name] = swapRule(rule);
+  return Object.freeze({ rules: Object.freeze(out), defaultAction: swap(policy.defaultAction ?? kill) });
+}

@@ -384,3 +384,10 @@ export const SYSCALLS = Object.freeze({
 
 /** The name of an x86_64 system call this table knows. */
 export type SyscallName = keyof typeof SYSCALLS;
+
+const names = new Map<number, string>(Object.entries(SYSCALLS).map(([name, nr]) => [nr as number, name]));
+
+/** The x86_64 name of system call `nr`, or `unknown` for a number this table lacks. */
+export function syscallName(nr: number): string {
+  return names.get(nr) ?? 'unknown';
+}

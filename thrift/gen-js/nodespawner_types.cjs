@@ -728,6 +728,7 @@ const Rlimit = module.exports.Rlimit = class {
   constructor(args) {
     this.resource = null;
     this.limit = null;
+    this.aboveInherited = null;
     if (args) {
       if (args.resource !== undefined && args.resource !== null) {
         this.resource = args.resource;
@@ -738,6 +739,9 @@ const Rlimit = module.exports.Rlimit = class {
         this.limit = args.limit;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field limit is unset!');
+      }
+      if (args.aboveInherited !== undefined && args.aboveInherited !== null) {
+        this.aboveInherited = args.aboveInherited;
       }
     }
   }
@@ -766,6 +770,13 @@ const Rlimit = module.exports.Rlimit = class {
           input.skip(ftype);
         }
         break;
+        case 3:
+        if (ftype == Thrift.Type.BOOL) {
+          this.aboveInherited = input.readBool();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -785,6 +796,11 @@ const Rlimit = module.exports.Rlimit = class {
     if (this.limit !== null && this.limit !== undefined) {
       output.writeFieldBegin('limit', Thrift.Type.I64, 2);
       output.writeI64(this.limit);
+      output.writeFieldEnd();
+    }
+    if (this.aboveInherited !== null && this.aboveInherited !== undefined) {
+      output.writeFieldBegin('aboveInherited', Thrift.Type.BOOL, 3);
+      output.writeBool(this.aboveInherited);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -1934,6 +1950,7 @@ const Exited = module.exports.Exited = class {
     this.maxRssKb = null;
     this.exitedNs = null;
     this.cgroupStats = null;
+    this.seccompSyscall = null;
     if (args) {
       if (args.code !== undefined && args.code !== null) {
         this.code = args.code;
@@ -1967,6 +1984,9 @@ const Exited = module.exports.Exited = class {
       }
       if (args.cgroupStats !== undefined && args.cgroupStats !== null) {
         this.cgroupStats = Thrift.copyList(args.cgroupStats, [null]);
+      }
+      if (args.seccompSyscall !== undefined && args.seccompSyscall !== null) {
+        this.seccompSyscall = args.seccompSyscall;
       }
     }
   }
@@ -2038,6 +2058,13 @@ const Exited = module.exports.Exited = class {
           input.skip(ftype);
         }
         break;
+        case 8:
+        if (ftype == Thrift.Type.I32) {
+          this.seccompSyscall = input.readI32();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -2089,6 +2116,11 @@ const Exited = module.exports.Exited = class {
         }
       }
       output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.seccompSyscall !== null && this.seccompSyscall !== undefined) {
+      output.writeFieldBegin('seccompSyscall', Thrift.Type.I32, 8);
+      output.writeI32(this.seccompSyscall);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
