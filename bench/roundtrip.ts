@@ -24,7 +24,7 @@ import { T, decode, encode, fromWire, toWire } from '../lib/wire.js';
 import { bwrap } from './contenders/bwrap.js';
 import { cold } from './contenders/cold.js';
 import { fork } from './contenders/fork.js';
-import { nodespawner, nodespawnerForked } from './contenders/nodespawner.js';
+import { nodespawner, nodespawnerEgress, nodespawnerEgressForked, nodespawnerForked } from './contenders/nodespawner.js';
 import type { NodespawnerInstance } from './contenders/nodespawner.js';
 import { piscina } from './contenders/piscina.js';
 import type { Contender, Instance } from './contenders/types.js';
@@ -60,7 +60,7 @@ import type { Measured, Summary } from './util.js';
 /** The light load: one job every this many ms. */
 const lightInterval = 25;
 
-const contenders: Contender[] = [nodespawner, nodespawnerForked, piscina, fork, cold, bwrap];
+const contenders: Contender[] = [nodespawner, nodespawnerForked, nodespawnerEgress, nodespawnerEgressForked, piscina, fork, cold, bwrap];
 
 const usage = `usage: nodespawner bench [options]      (npm run bench -- [options])
   --quick               a short run (~30 s): fewer iterations, one memory sample
@@ -207,7 +207,7 @@ function sandboxFloorSection(floor: Floor, size: number, jobs: number, out: (s?:
   }
   const huge = results[0].r.anon_huge_mib;
   out(`sandbox floor: the sandbox's own steps for each job in C, with no Node and no job (bench/fixtures/sandbox-floor.c). A ${size} MiB`);
-  out(`  process (${huge >= size - 2 ? 'in huge pages' : `${huge} MiB of it in huge pages`}) forks an intermediate, which clones the job into new user, pid, mount, net, uts, ipc and cgroup`);
+  out(`  process (${huge >= size - 2 ? 'in huge pages' : `${huge} MiB of it in huge pages`}) forks ` + `an intermediate, which clones the job into new user, pid, mount, net, uts, ipc and cgroup`);
   if (floor.cgroupsNote === null) {
     out(`  namespaces, writes its id maps and puts it in the default sandbox's job cgroups (lib/cgroups.ts); the job pivots into a`);
     out(`  tmpfs root with its own /proc and exits; the intermediate reads the cgroups' figures and removes them. ${jobs} jobs each,`);
@@ -311,8 +311,8 @@ export async function main(argv: string[]): Promise<number> {
   const rel = (p: string) => relative(packageRoot, p);
   out(`nodespawner benchmark: one job, run every way`);
   out(`command: nodespawner bench${argv.length ? ` ${argv.join(' ')}` : ''}`);
-  out(`machine: ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ${os.type()} ${os.release()} ${os.arch()}, node ${process.version}`);
-  out(`job: ${rel(fixture('job.mjs'))}: args ${JSON.stringify(jobArgs)} Thrift-encoded in, a ${jobArgs.n}-row table (Int32 id, Float64 value) built with apache-arrow out`);
+  out(`machine: ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} ` + `GiB RAM, ${os.type()} ${os.release()} ${os.arch()}, node ${process.version}`);
+  out(`job: ${rel(fixture('job.mjs'))}: args ${JSON.stringify(jobArgs)} Thrift-encoded ` + `in, a ${jobArgs.n}-row table (Int32 id, Float64 value) built with apache-arrow out`);
   out(`     as Arrow IPC, decoded and checked in this process, for every contender`);
   const rounds = Math.min(3, cfg.coldIterations, cfg.iterations);
   out(`runs: concurrency 1: ${cfg.iterations} jobs (in-process and nodespawner), ${cfg.coldIterations} (a process per job); concurrency 2: twice that;`);
@@ -378,8 +378,8 @@ export async function main(argv: string[]): Promise<number> {
     });
     out(`round trip: the job's start to its checked table in this process`);
     out(table(['contender', 'isolation', 'runs', 'p50 ms', 'p99 ms', 'mean ms', 'jobs/s c=1', 'jobs/s c=2', 'p50 ms c=2', 'p50 / nodespawner'], tableRows, [1]));
-    out(`(p50, p99 and mean at concurrency 1; jobs/s at concurrency 1 and 2 (c=2: two jobs in flight at all times); p99 of fewer than 100 runs is their slowest or near it)`);
-    out(`CPU per job at concurrency 2: this process (run(), decoding and checking the result) / the whole machine (busy time in /proc/stat, every process and the kernel):`);
+    out(`(p50, p99 and mean at concurrency 1; jobs/s at concurrency 1 and 2 (c=2: two jobs ` + `in flight at all times); p99 of fewer than 100 runs is their slowest or near it)`);
+    out(`CPU per job at concurrency 2: this process (run(), decoding and checking the ` + `result) / the whole machine (busy time in /proc/stat, every process and the kernel):`);
     out(`  ${rows.filter((r) => r.cpu2).map((r) => `${r.c.key} ${ms(r.cpu2!.appMs / r.cpu2!.jobs)} / ${ms(r.cpu2!.machineMs / r.cpu2!.jobs)} ms`).join('; ')}`);
     for (const r of rows) {
       if (r.skipped) out(`skipped ${r.c.key}: ${r.skipped}`);
@@ -466,7 +466,7 @@ export async function main(argv: string[]): Promise<number> {
       zygoteRssMiB = Math.ceil(z.vmRssBytes / 2 ** 20);
       const mean = (rs: RunResult[], f: (r: RunResult) => number | null) => rs.reduce((a, r) => a + (f(r) ?? NaN), 0) / rs.length;
       out(`memory`);
-      out(`  zygote (pid ${z.pid}, started in ${inst.startMs.toFixed(0)} ms): RSS ${mib(z.readyRssBytes)} at ready (spawner.info.rssBytes); now VmRSS ${mib(z.vmRssBytes)}, VmHWM ${mib(z.vmHwmBytes)},`);
+      out(`  zygote (pid ${z.pid}, started in ${inst.startMs.toFixed(0)} ms): RSS ${mib(z.readyRssBytes)} ` + `at ready (spawner.info.rssBytes); now VmRSS ${mib(z.vmRssBytes)}, VmHWM ${mib(z.vmHwmBytes)},`);
       out(`    private dirty ${mib(z.privateDirtyBytes)}, ${z.mappings} mappings`);
       const served = inst.spawner.stats().completed;
       out(`  a running job (bench/fixtures/hold.mjs: builds the table, then sleeps; read from /proc/<pid>/smaps_rollup 300 ms in):`);
@@ -477,7 +477,7 @@ export async function main(argv: string[]): Promise<number> {
         memRows.push([zygote, String(m.samples), `${mib(m.job.privateDirty)}${range}`, mib(m.job.pss), mib(m.job.rss), mib(m.intermediate.privateDirty)]);
       }
       out(indent(table(['zygote', 'samples', 'job private dirty', 'job PSS', 'job RSS', 'intermediate private dirty'], memRows), 4));
-      out(`  per job, means over the concurrency-1 runs: cgroup peak ${mib(mean(c1, (r) => r.peakMemoryBytes))} (r.peakMemoryBytes), peak RSS ${mib(mean(c1, (r) => r.maxRssBytes))} (r.maxRssBytes, counts shared pages), CPU ${ms(mean(c1, (r) => r.cpuMs))} ms (r.cpuMs)`);
+      out(`  per job, means over the concurrency-1 runs: cgroup peak ` + `${mib(mean(c1, (r) => r.peakMemoryBytes))} (r.peakMemoryBytes), peak ` + `RSS ${mib(mean(c1, (r) => r.maxRssBytes))} (r.maxRssBytes, counts ` + `shared pages), CPU ${ms(mean(c1, (r) => r.cpuMs))} ms (r.cpuMs)`);
       out();
 
       const phases: [string, string][] = [
@@ -496,7 +496,7 @@ export async function main(argv: string[]): Promise<number> {
       const forkedRow = rows.find((r) => r.c === nodespawnerForked && r.inst);
       const forked = forkedRow ? (merge(forkedRow.c1).extras as RunResult[]) : null;
       const col = (rs: RunResult[], k: string) => summarize(rs.map((r) => r.timings[k.trim() as keyof RunTimings]));
-      out(`where a nodespawner job's time goes (r.timings; ${c1.length} runs at concurrency 1, ${c2.length} at concurrency 2; and the concurrency-1 runs with prefork: 0)`);
+      out(`where a nodespawner job's time goes (r.timings; ${c1.length} runs at concurrency ` + `1, ${c2.length} at concurrency 2; and the concurrency-1 runs with prefork: 0)`);
       out(
         table(
           ['phase', 'mean', 'p50', 'p99', 'mean c=2', 'prefork: 0 mean', 'p50', 'what'],
@@ -505,11 +505,11 @@ export async function main(argv: string[]): Promise<number> {
         ),
       );
       const sumMeans = (['requestMs', 'forkMs', 'cloneMs', 'runMs', 'reapMs'] as const).reduce((a, k) => a + col(c1, k).mean, 0);
-      out(`  requestMs..reapMs add up to totalMs (${ms(sumMeans)} vs ${ms(col(c1, 'totalMs').mean)} ms mean); the round trip above adds run() itself: argument encoding, the queue, settling.`);
+      out(`  requestMs..reapMs add up to totalMs (${ms(sumMeans)} vs ${ms(col(c1, 'totalMs').mean)} ` + `ms mean); the round trip above adds run() itself: argument encoding, the queue, settling.`);
       const pre = (rs: RunResult[]) => rs.filter((r) => r.preforked).length;
-      out(`  runs that went to a preforked child (forkMs, cloneMs, specializeMs, importMs are 0 for them): ${pre(c1)} of ${c1.length} at concurrency 1, ${pre(c2)} of ${c2.length} at concurrency 2.`);
+      out(`  runs that went to a preforked child (forkMs, cloneMs, specializeMs, importMs are 0 for them): ` + `${pre(c1)} of ${c1.length} at concurrency 1, ${pre(c2)} of ${c2.length} at concurrency 2.`);
       const ip = await inProcess(cfg.quick ? 100 : 500);
-      out(`  For scale, the job alone in this warm process (Thrift decode, table, Arrow IPC encode and decode): p50 ${ms(ip.p50, 3)} ms, mean ${ms(ip.mean, 3)} ms.`);
+      out(`  For scale, the job alone in this warm process (Thrift decode, table, Arrow ` + `IPC encode and decode): p50 ${ms(ip.p50, 3)} ms, mean ${ms(ip.mean, 3)} ms.`);
       out();
     }
 
@@ -540,13 +540,13 @@ export async function main(argv: string[]): Promise<number> {
     let sandboxFloor: SandboxFloorResult | null = null;
     const floorAt = floor && ((mibs: number) => ({ small: floor.run(mibs, cfg.floorIterations, false), thp: floor.run(mibs, cfg.floorIterations, true) }));
     const floorLine = (f: FloorResult, what: string) =>
-      `  ${what.padEnd(32)} p50 ${ms(f.p50, 3)} ms, p99 ${ms(f.p99, 3)}, mean ${ms(f.mean, 3)}, min ${ms(f.min, 3)} (RSS ${mib(f.rssKiB * 1024)}, ${mib(f.anonHugeKiB * 1024)} in huge pages)`;
+      `  ${what.padEnd(32)} p50 ${ms(f.p50, 3)} ms, p99 ${ms(f.p99, 3)}, mean ${ms(f.mean, 3)}, min ` + `${ms(f.min, 3)} (RSS ${mib(f.rssKiB * 1024)}, ${mib(f.anonHugeKiB * 1024)} in huge pages)`;
     try {
       if (floorAt) {
         const size = zygoteRssMiB || 60;
         progress(`floor: fork+exit of a ${size} MiB process`);
         const f = floorAt(size);
-        out(`floor: fork() + _exit() + waitpid() of a C process of ${size} MiB touched memory${zygoteRssMiB ? ' (the zygote\'s VmRSS)' : ''}, ${cfg.floorIterations} forks (bench/fixtures/fork-floor.c)`);
+        out(`floor: fork() + _exit() + waitpid() of a C process of ${size} MiB touched ` + `memory${zygoteRssMiB ? ' (the zygote\'s VmRSS)' : ''}, ` + `${cfg.floorIterations} forks (bench/fixtures/fork-floor.c)`);
         out(floorLine(f.small, '4 KiB pages (MADV_NOHUGEPAGE):'));
         out(floorLine(f.thp, 'transparent huge pages:'));
         const empty = floor!.run(0, cfg.floorIterations, false);
@@ -572,7 +572,7 @@ export async function main(argv: string[]): Promise<number> {
             [sideRow('empty', h.empty), sideRow('~200 MiB preload', h.heavy)],
           ),
         );
-        out(`  per job, heavy / empty: p50 ${ratio(h.heavy.latency.p50 / h.empty.latency.p50)}, mean ${ratio(h.heavy.latency.mean / h.empty.latency.mean)} (phases are means of r.timings)`);
+        out(`  per job, heavy / empty: p50 ${ratio(h.heavy.latency.p50 / h.empty.latency.p50)}, mean ` + `${ratio(h.heavy.latency.mean / h.empty.latency.mean)} (phases are means of r.timings)`);
         if (floorAt) {
           const size = Math.ceil(h.heavy.rssBytes / 2 ** 20);
           progress(`floor: fork+exit of a ${size} MiB process`);
@@ -588,7 +588,7 @@ export async function main(argv: string[]): Promise<number> {
       if (cfg.arena && cfg.only.has('nodespawner')) {
         const sides = await heapArena(cfg.arenaIterations, Math.min(cfg.warmup, 10), cfg.heavy);
         out(`the heap arena (spawner option heapArena): V8's heap pages in one range, collapsed into huge pages before serving, against`);
-        out(`  V8's own placement; the zygotes taking turns in 3 rounds: ${cfg.arenaIterations} jobs back to back and ${2 * cfg.arenaIterations} at concurrency 2 each`);
+        out(`  V8's own placement; the zygotes taking turns in 3 rounds: ${cfg.arenaIterations} ` + `jobs back to back and ${2 * cfg.arenaIterations} at concurrency 2 each`);
         out(
           indent(
             table(
@@ -603,9 +603,9 @@ export async function main(argv: string[]): Promise<number> {
         );
         for (let i = 0; i + 1 < sides.length; i += 2) {
           const [on, off] = [sides[i], sides[i + 1]];
-          out(`  ${on.label.replace(/, arena on$/, '')}: arena on / off: jobs/s ${ratio(on.perSec / off.perSec)}, machine CPU per job ${ratio(on.machineMsPerJob / off.machineMsPerJob)}, p50 back to back ${ratio(on.c1.p50 / off.c1.p50)}`);
+          out(`  ${on.label.replace(/, arena on$/, '')}: arena on / off: ` + `jobs/s ${ratio(on.perSec / off.perSec)}, machine CPU ` + `per job ${ratio(on.machineMsPerJob / off.machineMsPerJob)}, ` + `p50 back to back ${ratio(on.c1.p50 / off.c1.p50)}`);
         }
-        out(`  (anon mappings: the zygote's private writable anonymous mappings at ready, which a fork copies entry by entry; huge pages: collapsed before serving)`);
+        out(`  (anon mappings: the zygote's private writable anonymous mappings at ready, ` + `which a fork copies entry by entry; huge pages: collapsed before serving)`);
         out();
       }
 
@@ -636,11 +636,11 @@ export async function main(argv: string[]): Promise<number> {
         const pool = rows.find((r) => r.c === piscina && r.cpu2);
         const jobMs = pool ? pool.cpu2!.machineMs / pool.cpu2!.jobs : NaN;
         const cpuMsPerSecond = os.cpus().length * 1000;
-        out(`  1,000 jobs/s at concurrency 2 on ${os.cpus().length} CPUs needs at most ${ms(cpuMsPerSecond / 1000)} ms of machine CPU per job. The sandbox floor above takes`);
-        out(`  ${ms(f.machine_cpu_ms_per_job)} ms (${rate(f.jobs_per_s)} jobs/s) with no Node and no job${Number.isFinite(jobMs) ? `, and the job with its arguments and result coded, in piscina's workers,` : '.'}`);
+        out(`  1,000 jobs/s at concurrency 2 on ${os.cpus().length} CPUs needs at most ` + `${ms(cpuMsPerSecond / 1000)} ms of machine CPU per job. The sandbox floor above takes`);
+        out(`  ${ms(f.machine_cpu_ms_per_job)} ms (${rate(f.jobs_per_s)} jobs/s) with no Node and no ` + `job${Number.isFinite(jobMs) ? `, and the job with its arguments and result coded, in piscina's workers,` : '.'}`);
         if (Number.isFinite(jobMs)) {
           const least = f.machine_cpu_ms_per_job + jobMs;
-          out(`  ${ms(jobMs)} ms: ${ms(least)} ms together, so at most ${rate(cpuMsPerSecond / least)} jobs/s for a fork server with this sandbox and an intermediate per job here.`);
+          out(`  ${ms(jobMs)} ms: ${ms(least)} ms together, so at most ${rate(cpuMsPerSecond / least)} ` + `jobs/s for a fork server with this sandbox and an intermediate per job here.`);
         }
         if (Number.isFinite(nsC2)) out(`  nodespawner's ${rate(nsC2)} jobs/s are ${((nsC2 / f.jobs_per_s) * 100).toFixed(0)} % of the floor's.`);
       }

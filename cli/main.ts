@@ -1,8 +1,19 @@
 #!/usr/bin/env node
 // `npx nodespawner <command>`: bench (speed against the alternatives) and doctor (host checks).
 type Command = { main(argv: string[]): Promise<number> };
+
+/** The benchmark is not in the npm package (nor are its dev dependencies): it runs from a checkout. */
+async function loadBench(): Promise<Command> {
+  const path = '../bench/roundtrip.js'; // not a literal import: the package's build leaves bench/ out
+  try {
+    return (await import(path)) as Command;
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    throw new Error('the benchmark is not part of the npm package: run it from a checkout of the repository (npm install, then npm run bench)');
+  }
+}
 const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  bench: { summary: 'measure nodespawner against the alternatives on this machine', load: () => import('../bench/roundtrip.js') },
+  bench: { summary: 'measure nodespawner against the alternatives on this machine (from a checkout of the repository)', load: loadBench },
   doctor: { summary: 'check this host for what nodespawner needs, with the fix for each gap', load: () => import('./doctor.js') },
 };
 

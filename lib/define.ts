@@ -2,7 +2,8 @@
 // optionally checks the arguments in the app before anything is queued.
 import { fileURLToPath } from 'node:url';
 import type { Table } from 'apache-arrow';
-import { expected } from './options.js';
+import { expected, expectedMessage } from './options.js';
+import { InvalidArgumentError } from './errors.js';
 
 /** What a job's default export receives as its second argument. */
 export interface JobContext {
@@ -38,7 +39,7 @@ export type JobResult<J> = J extends JobRef<unknown, infer R> ? R : never;
  */
 export function defineJob<A = unknown, R = unknown>(module: string | URL, options: { check?: (args: unknown) => void } = {}): JobRef<A, R> {
   const path = module instanceof URL || module.startsWith('file:') ? fileURLToPath(module) : module;
-  if (!path.startsWith('/')) throw expected('module', 'an absolute path or a file: URL', module);
+  if (!path.startsWith('/')) throw new InvalidArgumentError(expectedMessage('module', 'an absolute path or a file: URL', module));
   if (options.check !== undefined && typeof options.check !== 'function') throw expected('check', 'a function', options.check);
   return Object.freeze({ path, check: options.check });
 }

@@ -1,5 +1,31 @@
 // Every way a run can fail, each with a stable `code` (see docs: README "Errors").
 import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** docs/troubleshooting.md of the installed package (dist/lib/errors.js lives two levels below its root). */
+export const troubleshootingDoc = join(fileURLToPath(import.meta.url), '..', '..', '..', 'docs', 'troubleshooting.md');
+
+/**
+ * An option has the wrong type or value (spawner options, run options): thrown (or, from an async
+ * call, rejected) before anything starts. A TypeError, as in p-queue and Node's own APIs.
+ */
+export class InvalidOptionError extends TypeError {
+  readonly code = 'ERR_INVALID_OPTION';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidOptionError';
+  }
+}
+
+/** An argument of run() or stream() is wrong: the module, the job's `args`, an input table. */
+export class InvalidArgumentError extends TypeError {
+  readonly code = 'ERR_INVALID_ARG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidArgumentError';
+  }
+}
 
 export interface RunFailureDetails {
   exitCode?: number | null;
@@ -19,13 +45,13 @@ export class NodespawnerError extends Error {
   readonly stdout: string;
   readonly durationMs: number | null;
 
-  /** The section of docs/troubleshooting.md on this error: cause and fix. */
+  /** The section of the installed package's docs/troubleshooting.md on this error (an absolute path and an anchor): cause and fix. */
   get help(): string {
     const anchors: Record<string, string> = {
       ERR_START: 'err_start-spawnerstart-failed',
       ERR_SANDBOX_SETUP: 'err_sandbox_setup-a-sandbox-step-failed',
     };
-    return `docs/troubleshooting.md#${anchors[this.code] ?? this.code.toLowerCase()}`;
+    return `${troubleshootingDoc}#${anchors[this.code] ?? this.code.toLowerCase()}`;
   }
 
   constructor(code: string, message: string, details: RunFailureDetails = {}) {
@@ -96,6 +122,15 @@ export function setupHint(step: string): string {
       '(must be > 0), kernel.unprivileged_userns_clone (Debian/Ubuntu), kernel.apparmor_restrict_unprivileged_userns ' +
       "(Ubuntu 23.10+), and the container's seccomp profile (Docker's default blocks clone with namespace flags)";
   }
+  if (step === 'network stack') {
+    return ". sandbox.network 'egress' runs pasta (Debian package passt) or slirp4netns as the job's uid outside its namespace " +
+      '(the app\'s own, or 65534 for a root app): that uid must be able to open /dev/net/tun (mode 0666 on most distributions), ' +
+      'and the app\'s capability bounding set must hold CAP_NET_ADMIN and CAP_SYS_ADMIN. `npx nodespawner doctor` checks both';
+  }
+  if (step === 'firewall') {
+    return ". sandbox.network 'egress' loads an nftables ruleset (Debian package nftables) in the job's network namespace: the kernel needs nf_tables " +
+      '(CONFIG_NF_TABLES, with inet, reject and set support), and the app\'s capability bounding set CAP_NET_ADMIN';
+  }
   return '';
 }
 
@@ -138,6 +173,13 @@ export class QueueFullError extends NodespawnerError {
 export class AbortError extends NodespawnerError {
   constructor(reason: unknown, details?: RunFailureDetails) {
     super('ERR_ABORTED', 'job was aborted', { ...details, cause: reason });
+  }
+}
+
+/** The job module does not exist (or is not a file) where the app looked: refused before any fork. */
+export class ModuleNotFoundError extends NodespawnerError {
+  constructor(readonly modulePath: string, reason: string) {
+    super('ERR_MODULE_NOT_FOUND', `job module ${modulePath} ${reason}`);
   }
 }
 

@@ -9,9 +9,10 @@ import type { ChildMarks, JobEvent, RunRequest } from './wire.js';
 import type { ResolvedRunOptions } from './options.js';
 import { parseStats } from './cgroups.js';
 import type { CgroupSupport } from './cgroups.js';
-import { expected } from './options.js';
+import { expectedMessage } from './options.js';
 import {
   AbortError,
+  InvalidArgumentError,
   ClosedError,
   InvalidOutputError,
   JobCrashedError,
@@ -80,10 +81,35 @@ export interface RunResult<V = unknown> {
 export function encodePayload(args: unknown, inputs: Record<string, Table>): Uint8Array[] {
   const encoded: Array<{ name: string; ipc: Uint8Array }> = [];
   for (const [name, table] of Object.entries(inputs)) {
-    if (!(table instanceof Table)) throw expected(`inputs.${name}`, 'an apache-arrow Table', table);
+    checkInputTable(name, table);
     encoded.push({ name, ipc: tableToIPC(table, 'stream') });
   }
-  return payloadParts(toWire(args), encoded);
+  let value;
+  try {
+    value = toWire(args);
+  } catch (e) {
+    throw e instanceof TypeError ? new InvalidArgumentError(e.message) : e;
+  }
+  return payloadParts(value, encoded);
+}
+
+/**
+ * An input must be a Table of the apache-arrow that nodespawner itself loads. The prototype chain
+ * decides, not `instanceof`: apache-arrow's Symbol.hasInstance also accepts the Tables of another
+ * copy of the package, which our writer encodes into a broken stream.
+ */
+function checkInputTable(name: string, table: unknown): void {
+  if (typeof table === 'object' && table !== null && Object.prototype.isPrototypeOf.call(Table.prototype, table)) return;
+  const named = (x: unknown) => (x as { constructor?: { name?: unknown } }).constructor?.name === 'Table';
+  if (Table.isTable(table) || (typeof table === 'object' && table !== null && named(table) && 'schema' in table && 'batches' in table)) {
+    throw new InvalidArgumentError(
+      `Expected \`inputs.${name}\` to be a Table of the apache-arrow that nodespawner uses, got a Table of another copy of apache-arrow. ` +
+        'The app and nodespawner must share one apache-arrow (a peer dependency of nodespawner): install one version that satisfies both, ' +
+        'so that npm keeps a single copy (`npm ls apache-arrow` lists them; `npm dedupe` merges them). A nodespawner installed from a folder or linked ' +
+        'brings its own node_modules: remove its apache-arrow there.',
+    );
+  }
+  throw new InvalidArgumentError(expectedMessage(`inputs.${name}`, 'an apache-arrow Table', table));
 }
 
 // First name wins: SIGABRT, not its alias SIGIOT.
@@ -276,7 +302,10 @@ export class Job {
 
   private setRef(ref: boolean): void {
     const handles: Array<{ ref(): unknown; unref(): unknown } | undefined> = [this.watcher, this.timer, ...this.streams];
-    for (const h of handles) if (h) (ref ? h.ref() : h.unref());
+    for (const h of handles) {
+      if (h && ref) h.ref();
+      else if (h) h.unref();
+    }
   }
 
   /**

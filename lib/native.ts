@@ -1,6 +1,7 @@
 // The typed face of the C++ addon (native/). Both the app side (lib/) and the zygote load it.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** Package root: dist/lib/native.js lives two levels below it. */
@@ -19,7 +20,7 @@ export interface ForkJobRequest {
   cloneFlags: number;
   uid: number;
   gid: number;
-  mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number }>;
+  mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number; content?: string }>;
   landlockHandled: number;
   landlockScoped: number;
   landlock: Array<{ path: string; access: number }>;
@@ -29,6 +30,8 @@ export interface ForkJobRequest {
   cgroupProcs: string[];
   cgroupStats: string[];
   rlimits: Array<{ resource: number; limit: number }>;
+  /** sandbox.network 'egress': the firewall the intermediate loads and the network stack it starts; null otherwise. */
+  egress: { firewall: string; nft: string[]; stack: string[] } | null;
   receivedNs: bigint;
 }
 
@@ -66,9 +69,14 @@ export interface NativeBinding {
    */
   MessageWatcher: new (fd: number, onMessage: (data: Buffer | null, fds: number[]) => void, bytes?: boolean) => MessageWatcher;
   // zygote side
-  zygoteInit(controlFd: number, appPid: number): number;
+  /** Until serving(), the app's death (the zygote's parent death signal) removes cleanupDirs and ends the zygote. */
+  zygoteInit(controlFd: number, appPid: number, cleanupDirs: string[]): number;
   /** no_new_privs, then the zygote's own seccomp filter (inherited by every job); an empty program installs nothing. */
   installZygoteFilter(program: Buffer): void;
+  /** Before the first fork: the app's death is seen as EOF from now on. Whether the app is alive. */
+  serving(appPid: number): boolean;
+  /** Whether this process has a (live) child. */
+  hasChildren(): boolean;
   recvRequest(fd: number): ReceivedMessage | null;
   /** Whether a read on fd would not block, waiting up to timeoutMs (default 0) for it. */
   readable(fd: number, timeoutMs?: number): boolean;
@@ -90,14 +98,26 @@ export interface NativeBinding {
 
 const require = createRequire(import.meta.url);
 
+/**
+ * A file the install provides: the one `npm install` built from source (build/Release), else the
+ * prebuilt one shipped in the package for this platform (prebuilds/linux-x64, made by prebuildify).
+ */
+export function installedBinary(builtName: string, prebuiltName: string): string {
+  const built = join(packageRoot, 'build', 'Release', builtName);
+  const prebuilt = join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`, prebuiltName);
+  return existsSync(built) || !existsSync(prebuilt) ? built : prebuilt;
+}
+
+/** The addon (Node-API 8: one binary for every Node version this package supports). */
+export const addonPath = installedBinary('nodespawner.node', 'nodespawner.node');
+
 function load(): NativeBinding {
-  const path = join(packageRoot, 'build', 'Release', 'nodespawner.node');
   try {
-    return require(path) as NativeBinding;
+    return require(addonPath) as NativeBinding;
   } catch (err) {
     const e = new Error(
-      `nodespawner: cannot load the native addon at ${path}: ${(err as Error).message}. ` +
-        'Build it with `npm install` (or `npx node-gyp rebuild` in the package directory); it needs python3, make and g++.',
+      `nodespawner: cannot load the native addon at ${addonPath}: ${(err as Error).message}. ` +
+        'The package ships it prebuilt for linux-x64; elsewhere `npm install` builds it from source (`npm rebuild nodespawner`), which needs python3, make and g++.',
     );
     (e as Error & { cause: unknown }).cause = err;
     throw e;

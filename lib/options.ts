@@ -1,19 +1,31 @@
 // Options, their defaults, and validation. One error shape throughout:
 //   Expected `timeout` to be a positive finite number, got `-1` (number)
+import { statSync, statfsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Table } from 'apache-arrow';
 import { checkBindable } from './sandbox.js';
-import type { NetworkMode, SandboxPolicy } from './sandbox.js';
+import type { SandboxPolicy } from './sandbox.js';
 import type { Limits } from './cgroups.js';
+import { InvalidOptionError } from './errors.js';
+import { resolveDns, resolveEgress } from './egress.js';
+import type { EgressOptions } from './egress.js';
+
+/**
+ * 'none': a network namespace of the job's own with nothing in it (a loopback that is down).
+ * 'egress': public addresses through a userspace network stack (pasta or slirp4netns), with a
+ * firewall in the job's namespace that refuses loopback, private, link-local, metadata and special
+ * addresses and the host's own (docs/security-model.md). 'host': the host's network, loopback
+ * services and all: no network isolation.
+ */
+export type NetworkMode = 'none' | 'egress' | 'host';
 
 export interface SandboxOptions {
-  /**
-   * The job's network. `'none'`: a private network namespace whose only interface, loopback, is
-   * down. `'host'`: the host's network namespace, **no network isolation**: the host's loopback
-   * services, its LAN and cloud metadata endpoints are all in reach. A run's `network` overrides it.
-   * @default 'none'
-   */
+  /** The job's network (see {@link NetworkMode}); a run's `network` option overrides it. @default 'none' */
   network?: NetworkMode;
+  /** What 'egress' jobs may reach beyond the defaults, and which stack links them. */
+  egress?: EgressOptions;
+  /** Resolvers in an 'egress' job's /etc/resolv.conf (1 to 3 addresses). @default ['1.1.1.1', '8.8.8.8', '2606:4700:4700::1111'] */
+  dns?: string[];
   /**
    * Hostname inside the job's UTS namespace.
    * @default 'nodespawner'
@@ -161,8 +173,30 @@ function show(x: unknown): string {
   return `\`${s}\` (${x === null ? 'null' : Array.isArray(x) ? 'array' : typeof x})`;
 }
 
-export function expected(name: string, what: string, got: unknown): TypeError {
-  return new TypeError(`Expected \`${name}\` to be ${what}, got ${show(got)}`);
+/** An InvalidOptionError (a TypeError with code ERR_INVALID_OPTION) in the one message shape. */
+export function expected(name: string, what: string, got: unknown): InvalidOptionError {
+  return new InvalidOptionError(expectedMessage(name, what, got));
+}
+
+export function expectedMessage(name: string, what: string, got: unknown): string {
+  return `Expected \`${name}\` to be ${what}, got ${show(got)}`;
+}
+
+const networkModes: readonly NetworkMode[] = ['none', 'egress', 'host'];
+
+/**
+ * `sandbox.network` or a run's `network`. The booleans of earlier versions are refused with a
+ * message that says what each became: `true` gave jobs the host's network, unisolated, which a
+ * boolean did not make plain.
+ */
+function network(name: string, v: unknown, fallback: NetworkMode): NetworkMode {
+  if (v === undefined) return fallback;
+  if (typeof v === 'boolean') {
+    const now = v ? "'host' (the host's network, no isolation) or 'egress'" : "'none'";
+    throw new InvalidOptionError(`${expectedMessage(name, "'none', 'egress' or 'host'", v)}; \`${v}\` is now ${now}`);
+  }
+  if (!networkModes.includes(v as NetworkMode)) throw expected(name, "'none', 'egress' or 'host'", v);
+  return v as NetworkMode;
 }
 
 function positive(name: string, v: unknown, fallback: number, allowInfinity = false): number {
@@ -179,6 +213,12 @@ function integer(name: string, v: unknown, fallback: number, allowInfinity = fal
   return n;
 }
 
+function nonNegativeInteger(name: string, v: unknown, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw expected(name, 'a non-negative integer (0 turns it off)', v);
+  return v;
+}
+
 function overflow(name: string, v: unknown, fallback: 'truncate' | 'kill'): 'truncate' | 'kill' {
   if (v === undefined) return fallback;
   if (v !== 'truncate' && v !== 'kill') throw expected(name, "'truncate' or 'kill'", v);
@@ -187,28 +227,24 @@ function overflow(name: string, v: unknown, fallback: 'truncate' | 'kill'): 'tru
 
 function onlyKeys(name: string, o: object, keys: string[]): void {
   for (const k of Object.keys(o)) {
-    if (!keys.includes(k)) throw new TypeError(`Unknown option \`${name}${k}\`; known options are ${keys.join(', ')}`);
+    if (!keys.includes(k)) throw new InvalidOptionError(`Unknown option \`${name}${k}\`; known options are ${keys.join(', ')}`);
   }
 }
 
-export const networkModes: readonly NetworkMode[] = ['none', 'host'];
+const cgroup2Magic = 0x63677270;
 
-/**
- * `sandbox.network` or a run's `network`. The booleans of earlier versions are refused with a
- * code of their own, saying what each became: `true` gave jobs the host's network, unisolated,
- * which a boolean did not make plain.
- */
-function network(name: string, v: unknown, fallback: NetworkMode): NetworkMode {
-  if (v === undefined) return fallback;
-  const values = networkModes.map((m) => `'${m}'`).join(' or ');
-  if (typeof v === 'boolean') {
-    const now = v ? "'host' (the host's network, no isolation)" : "'none'";
-    const e = expected(name, values, v);
-    e.message += `; \`${v}\` is now ${now}`;
-    throw Object.assign(e, { code: 'ERR_NETWORK_BOOLEAN' });
+/** `sandbox.cgroupRoot` must be a directory of a cgroup v2 hierarchy: job cgroups go there and nowhere else. */
+function checkCgroupRoot(root: unknown): void {
+  const what = 'a directory in a cgroup v2 hierarchy (a delegated subtree, such as /sys/fs/cgroup/app.slice/app.service)';
+  if (typeof root !== 'string' || !root.startsWith('/')) throw expected('sandbox.cgroupRoot', what, root);
+  let why: string | null = null;
+  try {
+    if (!statSync(root).isDirectory()) why = 'not a directory';
+    else if (statfsSync(root).type !== cgroup2Magic) why = 'not in a cgroup2 file system';
+  } catch (e) {
+    why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
   }
-  if (!networkModes.includes(v as NetworkMode)) throw expected(name, values, v);
-  return v as NetworkMode;
+  if (why !== null) throw new InvalidOptionError(`${expectedMessage('sandbox.cgroupRoot', what, root)}: ${why}`);
 }
 
 const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -223,12 +259,10 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   }
   const sandbox = o.sandbox ?? {};
   if (typeof sandbox !== 'object' || sandbox === null) throw expected('sandbox', 'an object', sandbox);
-  onlyKeys('sandbox.', sandbox, ['network', 'hostname', 'tmpSize', 'readOnlyPaths', 'writablePaths', 'filesystem', 'landlock', 'seccomp', 'memoryLimit', 'pids', 'cpu', 'limits', 'cgroupRoot']);
+  onlyKeys('sandbox.', sandbox, ['network', 'egress', 'dns', 'hostname', 'tmpSize', 'readOnlyPaths', 'writablePaths', 'filesystem', 'landlock', 'seccomp', 'memoryLimit', 'pids', 'cpu', 'limits', 'cgroupRoot']);
   const limits = sandbox.limits ?? (process.env.NODESPAWNER_LIMITS as SandboxOptions['limits']) ?? 'cgroup';
   if (!['cgroup', 'rlimit', 'none'].includes(limits as string)) throw expected('sandbox.limits', "'cgroup', 'rlimit' or 'none'", limits);
-  if (sandbox.cgroupRoot !== undefined && (typeof sandbox.cgroupRoot !== 'string' || !sandbox.cgroupRoot.startsWith('/'))) {
-    throw expected('sandbox.cgroupRoot', 'an absolute path', sandbox.cgroupRoot);
-  }
+  if (sandbox.cgroupRoot !== undefined) checkCgroupRoot(sandbox.cgroupRoot);
   for (const k of ['filesystem', 'landlock', 'seccomp'] as const) {
     if (sandbox[k] !== undefined && typeof sandbox[k] !== 'boolean') throw expected(`sandbox.${k}`, 'a boolean', sandbox[k]);
   }
@@ -251,7 +285,7 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   if (o.heapArena !== undefined && typeof o.heapArena !== 'boolean') throw expected('heapArena', 'a boolean', o.heapArena);
   const preloadBase = o.preloadBase ?? process.cwd();
   const concurrency = integer('concurrency', o.concurrency, availableParallelism());
-  const prefork = o.prefork === 0 ? 0 : integer('prefork', o.prefork, Math.min(concurrency, 4));
+  const prefork = nonNegativeInteger('prefork', o.prefork, Math.min(concurrency, 4));
   if (typeof preloadBase !== 'string' || !preloadBase.startsWith('/')) throw expected('preloadBase', 'an absolute path', preloadBase);
   return {
     preload,
@@ -265,6 +299,8 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
     outputOverflow: overflow('outputOverflow', o.outputOverflow, 'truncate'),
     sandbox: {
       network: network('sandbox.network', sandbox.network, 'none'),
+      egress: resolveEgress(sandbox.egress),
+      dns: resolveDns(sandbox.dns),
       hostname,
       tmpSize: integer('sandbox.tmpSize', sandbox.tmpSize, 64 * 2 ** 20),
       readOnlyPaths,

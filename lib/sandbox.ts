@@ -4,21 +4,22 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { native, packageRoot } from './native.js';
+import { InvalidOptionError } from './errors.js';
+import { etcHosts, resolvConf } from './egress.js';
+import type { ResolvedEgress } from './egress.js';
+import type { NetworkMode } from './options.js';
 
 /** The job's uid and gid inside its namespace (mapped to one unprivileged id outside). */
 export const jobUid = 1000;
 export const jobGid = 1000;
 
-export const MountKind = { Bind: 1, Tmpfs: 2, Proc: 3, Device: 4, Symlink: 5 } as const;
+export const MountKind = { Bind: 1, Tmpfs: 2, Proc: 3, Device: 4, File: 5, Symlink: 6 } as const;
 
 /**
  * Where binds that belong under the job's writable /tmp are mounted instead (each at this prefix
  * plus its host path), with a symlink at the host path: see {@link mountPlan}.
  */
 export const relocatedBinds = '/.nodespawner';
-
-/** The job's network: its own empty namespace, or the host's (no isolation). */
-export type NetworkMode = 'none' | 'host';
 
 export interface MountOp {
   kind: number;
@@ -28,6 +29,8 @@ export interface MountOp {
   target: string;
   writable: boolean;
   sizeBytes: number;
+  /** MountKind.File: the file's bytes. */
+  content?: string;
 }
 
 export interface LandlockRule {
@@ -37,6 +40,8 @@ export interface LandlockRule {
 
 export interface SandboxPolicy {
   network: NetworkMode;
+  egress: ResolvedEgress;
+  dns: string[];
   hostname: string;
   tmpSize: number;
   readOnlyPaths: string[];
@@ -105,7 +110,9 @@ function isInside(path: string, dir: string): boolean {
  * The job's filesystem: /proc of its own PID namespace, a size-limited writable /tmp, four device
  * nodes, and read-only binds of nodespawner itself, the preloaded packages, the job's directory,
  * the node_modules directories its imports resolve through and its package.json; plus what the
- * options add. Every bind is reachable at its host path.
+ * options add. Every bind is reachable at its host path. A job with `network` 'egress' also gets an
+ * /etc/resolv.conf (sandbox.dns) and an /etc/hosts of its own, written before the binds so that a
+ * bind of /etc covers them.
  *
  * A Landlock rule covers everything beneath its path, mounts included, and the job's /tmp has
  * every right. So no bind is mounted beneath /tmp: one whose host path is under /tmp (a job in a
@@ -113,13 +120,19 @@ function isInside(path: string, dir: string): boolean {
  * its host path in the job's /tmp leads there. Its Landlock rights are then its own (read-only:
  * no opening a host FIFO for writing), whatever the job does in /tmp.
  */
-export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: string[]): MountOp[] {
+export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: string[], network: NetworkMode = policy.network): MountOp[] {
   if (!policy.filesystem) return [];
   const ops: MountOp[] = [
     { kind: MountKind.Proc, source: '', target: '/proc', writable: false, sizeBytes: 0 },
     { kind: MountKind.Tmpfs, source: '', target: '/tmp', writable: true, sizeBytes: policy.tmpSize },
     ...devices.map((d) => ({ kind: MountKind.Device, source: d, target: d, writable: true, sizeBytes: 0 })),
   ];
+  if (network === 'egress') {
+    ops.push(
+      { kind: MountKind.File, source: '', target: '/etc/resolv.conf', writable: false, sizeBytes: 0, content: resolvConf(policy.dns) },
+      { kind: MountKind.File, source: '', target: '/etc/hosts', writable: false, sizeBytes: 0, content: etcHosts(policy.hostname) },
+    );
+  }
   // Nothing is bound from inside a writable path: a job could have left a symlink there, by any
   // name, to any host path, for the next job's plan to follow (what is there is in every job's
   // root anyway, writable, through the writable bind). Nor does the plan bind what it finds
@@ -205,15 +218,15 @@ export function landlockRules(mounts: MountOp[], abi: number, onHost = false): {
  * there would hide them, and take the job's every right on `/tmp`), nor where relocated binds go.
  */
 export function checkBindable(name: string, path: unknown): string {
-  if (typeof path !== 'string' || !path.startsWith('/')) throw new TypeError(`Expected \`${name}\` to hold absolute paths, got \`${String(path)}\``);
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError(`Expected \`${name}\` to hold absolute paths, got \`${String(path)}\``);
   const normal = normalize(path).replace(/(.)\/$/, '$1');
   if (normal === '/' || normal === '/tmp' || isInside(normal, '/proc') || isInside(normal, relocatedBinds)) {
-    throw new TypeError(`Expected \`${name}\` to hold paths other than /, /tmp, /proc and ${relocatedBinds} (each job has its own), got \`${path}\``);
+    throw new InvalidOptionError(`Expected \`${name}\` to hold paths other than /, /tmp, /proc and ${relocatedBinds} (each job has its own), got \`${path}\``);
   }
   try {
     statSync(path);
   } catch (e) {
-    throw new TypeError(`Expected \`${name}\` to hold existing paths: ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new InvalidOptionError(`Expected \`${name}\` to hold existing paths: ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
   return path;
 }

@@ -1,19 +1,24 @@
 // The app side: supervises the zygote, queues runs (p-queue), and owns every job's lifecycle.
 import { EventEmitter } from 'node:events';
+import { statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import PQueue from 'p-queue';
 import { native } from './native.js';
 import { T } from './wire.js';
-import { resolveRunOptions, resolveSpawnerOptions, expected } from './options.js';
+import { resolveRunOptions, resolveSpawnerOptions, expectedMessage } from './options.js';
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
-import { AbortError, ClosedError, InvalidOutputError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, TypeScriptUnsupportedError, ZygoteGoneError } from './errors.js';
+import { AbortError, ClosedError, InvalidArgumentError, InvalidOutputError, ModuleNotFoundError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, TypeScriptUnsupportedError, ZygoteGoneError } from './errors.js';
 import { isTypeScriptPath, stripsTypes } from './runtime.js';
 import { RecordBatchReader } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { Job, encodePayload } from './job.js';
 import type { JobChannel } from './job.js';
-import { cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } from './sandbox.js';
+import { MountKind, cloneFlags, jobGid, jobUid, landlockRules, mountPlan, packageDirOf } from './sandbox.js';
+import { findEgressTools, firewallRuleset, hostAddresses, stackArgv } from './egress.js';
+import type { NetworkMode } from './options.js';
+import type { EgressPlan } from './wire.js';
 import { cgroupPlan, detectCgroups, parentDirs, prepareParents, removeLeftovers, removeParents } from './cgroups.js';
 import type { CgroupSupport, Limits } from './cgroups.js';
 import { ZygoteProcess } from './zygote-process.js';
@@ -31,6 +36,8 @@ export type { ZygoteInfo };
 export interface JobStream extends AsyncIterable<RecordBatch> {
   readonly result: Promise<RunResult>;
 }
+
+const osErrno = osConstants.errno;
 
 let spawnerCount = 0;
 
@@ -57,6 +64,29 @@ interface PreforkSet {
   idle: NodeJS.Timeout | undefined;
 }
 
+/** A job module must be a file the app can see: a missing one is refused here, without a fork. */
+function checkModule(path: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ModuleNotFoundError(path, code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : `cannot be read: ${code ?? (e as Error).message}`);
+  }
+  if (!st.isFile()) throw new ModuleNotFoundError(path, 'is not a file');
+}
+
+/**
+ * What the intermediate runs for an 'egress' job: the firewall (decided once per spawner: its
+ * options and the host's addresses at start) and the stack's command line. A string says what the
+ * host lacks.
+ */
+function egressPlan(o: ResolvedSpawnerOptions): EgressPlan | string {
+  const tools = findEgressTools(o.sandbox.egress.stack);
+  if ('missing' in tools) return tools.missing;
+  return { firewall: firewallRuleset(o.sandbox.egress, hostAddresses()), nft: [tools.nftPath, '-f', '/dev/stdin'], stack: stackArgv(tools) };
+}
+
 /** Where per-job limits will be enforced; throws a StartError that says what to configure. */
 function resolveLimits(o: ResolvedSpawnerOptions): CgroupSupport {
   if (o.sandbox.limits !== 'cgroup') return { version: 0, reason: `sandbox.limits is '${o.sandbox.limits}'` };
@@ -64,7 +94,7 @@ function resolveLimits(o: ResolvedSpawnerOptions): CgroupSupport {
   if (support.version === 0) {
     throw new StartError(
       `per-job memory and process limits need cgroups, and ${support.reason}. ` +
-        "To run with weaker limits instead, set sandbox.limits to 'rlimit' (or NODESPAWNER_LIMITS=rlimit): RLIMIT_DATA and RLIMIT_NPROC, no CPU quota, no out-of-memory report. Run `npx nodespawner doctor` to check this host.",
+        "To run with weaker limits instead, set sandbox.limits to " + "'rlimit' (or NODESPAWNER_LIMITS=rlimit): RLIMIT_DATA " + "and RLIMIT_NPROC, no CPU quota, no out-of-memory report. Run `npx nodespawner doctor` to check this host.",
       'cgroups',
     );
   }
@@ -107,6 +137,8 @@ export class Spawner extends EventEmitter {
   private replacementMs: number | null = null;
   /** Every job whose intermediate may still be cleaning up (its cgroups) after the run settled. */
   private readonly unreleased = new Set<Job>();
+  /** For 'egress' runs, made at the first (at start when sandbox.network is 'egress'). */
+  private egress: EgressPlan | string | null = null;
 
   private constructor(
     private readonly options: ResolvedSpawnerOptions,
@@ -128,9 +160,13 @@ export class Spawner extends EventEmitter {
   /** Starts a zygote: preloads modules, self-tests forking, and resolves once it serves. */
   static async start(options: SpawnerOptions = {}): Promise<Spawner> {
     const o = resolveSpawnerOptions(options);
+    const egress = o.sandbox.network === 'egress' ? egressPlan(o) : null;
+    if (typeof egress === 'string') throw new StartError(`${egress}. Run \`npx nodespawner doctor\` to check this host.`, 'egress');
     const cgroups = resolveLimits(o);
     try {
-      return new Spawner(o, cgroups, await ZygoteProcess.start(o));
+      const spawner = new Spawner(o, cgroups, await ZygoteProcess.start(o, parentDirs(cgroups)));
+      spawner.egress = egress;
+      return spawner;
     } catch (e) {
       removeParents(cgroups);
       throw e;
@@ -227,10 +263,15 @@ export class Spawner extends EventEmitter {
         module = module.path;
       }
       modulePath = module instanceof URL || (typeof module === 'string' && module.startsWith('file:')) ? fileURLToPath(module) : (module as string);
-      if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw expected('module', 'an absolute path or a file: URL', module);
+      if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw new InvalidArgumentError(expectedMessage('module', 'an absolute path or a file: URL', module));
       if (isTypeScriptPath(modulePath) && !stripsTypes) throw new TypeScriptUnsupportedError(modulePath);
       o = resolveRunOptions(options, this.options);
       payload = encodePayload(args, o.inputs);
+      checkModule(modulePath);
+      if (o.network === 'egress') {
+        this.egress ??= egressPlan(this.options);
+        if (typeof this.egress === 'string') throw new SandboxSetupError('network stack', 'execve', osErrno.ENOENT, 'ENOENT', this.egress);
+      }
     } catch (e) {
       return Promise.reject(e);
     }
@@ -369,7 +410,7 @@ export class Spawner extends EventEmitter {
    */
   private newJob(zygote: ZygoteProcess, modulePath: string, streaming: boolean, run: Pick<JobChannel, 'payload' | 'options' | 'queuedAt' | 'onSpawn'>): Job {
     const id = this.nextId++;
-    const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, run.options), cgroups: this.cgroups, streaming, ...run });
+    const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, run.options.limits, run.options.network), cgroups: this.cgroups, streaming, ...run });
     this.unreleased.add(job);
     void job.released.then(() => this.unreleased.delete(job));
     return job;
@@ -461,7 +502,7 @@ export class Spawner extends EventEmitter {
   }
 
   /** The sandbox half of a RunRequest: policy is decided here, the child only executes it. */
-  private sandboxRequest(id: number, modulePath: string, { limits, network }: ResolvedRunOptions) {
+  private sandboxRequest(id: number, modulePath: string, limits: Limits, network: NetworkMode) {
     const policy = this.options.sandbox;
     const rlimits: Array<{ resource: number; limit: number; aboveInherited?: boolean }> = [{ resource: native.RLIMIT.CORE, limit: 0 }];
     if (policy.limits === 'rlimit') {
@@ -470,12 +511,16 @@ export class Spawner extends EventEmitter {
     }
     const cgroups = cgroupPlan(this.cgroups, id, limits);
     // Landlock mirrors the plan even when the mount layer is off (then it alone confines the job).
-    const plan = mountPlan({ ...policy, filesystem: true }, modulePath, this.preloadDirs);
+    const plan = mountPlan({ ...policy, filesystem: true }, modulePath, this.preloadDirs, network);
     const mounts = policy.filesystem ? plan : [];
-    const landlock = policy.landlock ? landlockRules(plan, this.info.landlockAbi, !policy.filesystem) : { handled: 0, scoped: 0, rules: [] };
+    // Without the mount layer there is no root of the job's own to write files into.
+    const landlockPlan = policy.filesystem ? plan : plan.filter((m) => m.kind !== MountKind.File);
+    const landlock = policy.landlock ? landlockRules(landlockPlan, this.info.landlockAbi, !policy.filesystem) : { handled: 0, scoped: 0, rules: [] };
+    const egress = network === 'egress' && this.egress !== null && typeof this.egress !== 'string' ? new T.EgressPlan(this.egress) : null;
     return {
       hostname: policy.hostname,
       cloneFlags: cloneFlags(network),
+      egress,
       uid: jobUid,
       gid: jobGid,
       mounts: mounts.map((m) => new T.MountOp(m)),
@@ -502,7 +547,7 @@ export class Spawner extends EventEmitter {
       try {
         const previous = this.lastInfo.pid;
         prepareParents(this.cgroups);
-        const z = await ZygoteProcess.start(this.options);
+        const z = await ZygoteProcess.start(this.options, parentDirs(this.cgroups));
         if (this.closed) {
           await z.stop();
           throw new ClosedError();

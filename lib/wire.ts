@@ -32,7 +32,7 @@ export interface RunRequest {
   cloneFlags: number;
   uid: number;
   gid: number;
-  mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number }>;
+  mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number; content?: string | null }>;
   landlockHandled: unknown;
   landlockScoped: unknown;
   landlock: Array<{ path: string; access: unknown }>;
@@ -43,7 +43,10 @@ export interface RunRequest {
   rlimits: Array<{ resource: number; limit: unknown; aboveInherited?: boolean | null }>;
   /** A preforked child: the payload arrives later, over the socket in the payload's place. */
   deferred?: boolean | null;
+  /** sandbox.network 'egress': the job's firewall and network stack. */
+  egress?: EgressPlan | null;
 }
+export interface EgressPlan { firewall: string; nft: string[]; stack: string[] }
 export interface JobError { name: string; message: string; stack?: string | null; code?: string | null }
 export interface Ready { pid: number; nodeVersion: string; threads: number; preloaded: string[]; rssBytes: unknown; selfTestMs: number; landlockAbi: number; preloadedFiles: string[]; heapArena: boolean; hugePageBytes: unknown; heapArenaNote?: string | null }
 export interface Fatal { code: string; message: string }
@@ -63,6 +66,7 @@ const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
   LandlockRule: Ctor<RunRequest['landlock'][number]>;
   CgroupWrite: Ctor<RunRequest['cgroupWrites'][number]>;
   Rlimit: Ctor<RunRequest['rlimits'][number]>;
+  EgressPlan: Ctor<EgressPlan>;
   JobError: Ctor<JobError>;
   Ready: Ctor<Ready>;
   Fatal: Ctor<Fatal>;

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { native, packageRoot } from './native.js';
+import { installedBinary, native, packageRoot } from './native.js';
 import { T, decode, i64 } from './wire.js';
 import type { Ready } from './wire.js';
 import type { ResolvedSpawnerOptions } from './options.js';
@@ -19,7 +19,7 @@ import { defaultJobPolicy, trappingKills, zygotePolicy } from './seccomp/policy.
 function accessHint(code: string, uid: number, gid: number): string {
   const blocked = code === 'SELF_TEST_FAILED' ? unsearchableDir(packageRoot, uid, gid) : null;
   if (!blocked) return '';
-  return ` Jobs run as uid ${uid} outside their namespace, and it cannot search ${blocked.dir} (mode ${blocked.mode.toString(8).padStart(4, '0')}, owner ${blocked.uid}:${blocked.gid}), above nodespawner's package at ${packageRoot}: make that directory searchable by others (chmod o+x) or install the package elsewhere.`;
+  return ` Jobs run as uid ${uid} outside their namespace, and it cannot search ` + `${blocked.dir} (mode ${blocked.mode.toString(8).padStart(4, '0')}, owner ` + `${blocked.uid}:${blocked.gid}), above nodespawner's package at ${packageRoot}: make ` + `that directory searchable by others (chmod o+x) or install the package elsewhere.`;
 }
 
 const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
@@ -54,8 +54,8 @@ export interface ZygoteInfo {
   heapArenaNote: string | null;
 }
 
-/** The heap arena library that `npm install` builds (native/arena.c). */
-export const arenaLibrary = join(packageRoot, 'build', 'Release', 'nodespawner_arena.node');
+/** The heap arena library (native/arena.c): a plain shared library, prebuilt in the package or built at install. */
+export const arenaLibrary = installedBinary('nodespawner_arena.so', 'nodespawner_arena.so');
 
 /**
  * The zygote's LD_PRELOAD: the heap arena first, then any preload the app put in `env`. Or, when
@@ -64,8 +64,8 @@ export const arenaLibrary = join(packageRoot, 'build', 'Release', 'nodespawner_a
 export function zygotePreload(heapArena: boolean, appPreload: string | undefined, library = arenaLibrary): { value: string | undefined; note: string | null } {
   if (!heapArena) return { value: appPreload, note: null };
   // The dynamic loader splits LD_PRELOAD at spaces and colons.
-  if (/[\s:]/.test(library)) return { value: appPreload, note: `the heap arena's path (${library}) has a space or colon, which LD_PRELOAD cannot carry: install the package at a path without them` };
-  if (!existsSync(library)) return { value: appPreload, note: `the heap arena is not built (${library} is missing): run npm install` };
+  if (/[\s:]/.test(library)) return { value: appPreload, note: `the heap arena's path (${library}) has a space or colon, which ` + `LD_PRELOAD cannot carry: install the package at a path without them` };
+  if (!existsSync(library)) return { value: appPreload, note: `the heap arena is not built (${library} is missing): reinstall nodespawner` };
   return { value: appPreload ? `${library} ${appPreload}` : library, note: null };
 }
 
@@ -94,6 +94,19 @@ const seccompPrograms = (() => {
   };
 })();
 
+/**
+ * A start that outlasted `startTimeout` is first a matter of configuration (the option is too
+ * short for this app's preloads), and only then possibly a host problem.
+ */
+function startTimeoutMessage(startTimeout: number, stderr: string): string {
+  const tail = stderr.trim() === '' ? '' : ` The zygote's stderr: ${stderr.slice(-2000)}`;
+  return (
+    `the zygote did not become ready within startTimeout (${startTimeout} ms): preloading, warming up and the self-test took longer. ` +
+    'Starting takes a few hundred ms on a typical host, more with large preloads: raise the spawner option `startTimeout` (default 60000). ' +
+    `Only if it also times out with a generous startTimeout, check the preloads (one may ` + `wait for something that never settles) and run \`npx nodespawner doctor\`.${tail}`
+  );
+}
+
 export class ZygoteProcess {
   private goneHandler: (why: string) => void = () => {};
   private isGone = false;
@@ -107,7 +120,7 @@ export class ZygoteProcess {
   ) {}
 
   /** Spawns a zygote and resolves once it serves; rejects with a StartError that says why not. */
-  static async start(o: ResolvedSpawnerOptions): Promise<ZygoteProcess> {
+  static async start(o: ResolvedSpawnerOptions, cgroupParents: string[]): Promise<ZygoteProcess> {
     const euid = process.geteuid!();
     const seccomp = seccompPrograms(o.sandbox.seccomp);
     const preload = zygotePreload(o.heapArena, o.env.LD_PRELOAD);
@@ -132,6 +145,8 @@ export class ZygoteProcess {
       seccomp: seccomp.job,
       selfTestSeccomp: seccomp.selfTest,
       zygoteSeccomp: seccomp.zygote,
+      // Removed by the zygote when the app dies without close(), however it ends.
+      cgroupParents,
     };
     const [appEnd, zygoteEnd] = native.socketPair();
     let child: ChildProcess;
@@ -161,7 +176,7 @@ export class ZygoteProcess {
     let ready: Ready;
     try {
       ready = await new Promise<Ready>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new StartError(`the zygote did not become ready within ${o.startTimeout} ms; stderr: ${stderr.slice(-2000)}. ${hint}`, 'timeout')), o.startTimeout);
+        const timer = setTimeout(() => reject(new StartError(startTimeoutMessage(o.startTimeout, stderr), 'timeout')), o.startTimeout);
         const fail = (e: Error) => {
           clearTimeout(timer);
           reject(e);
@@ -179,7 +194,7 @@ export class ZygoteProcess {
           } catch (e) {
             return fail(new StartError(`the zygote sent a malformed message: ${(e as Error).message}`, 'protocol'));
           }
-          if (ev.fatal) return fail(new StartError(`the zygote could not start: ${ev.fatal.code}: ${ev.fatal.message}.${accessHint(ev.fatal.code, config.outerUid, config.outerGid)} ${hint}`, ev.fatal.code));
+          if (ev.fatal) return fail(new StartError(`the zygote could not start: ${ev.fatal.code}: ` + `${ev.fatal.message}.${accessHint(ev.fatal.code, config.outerUid, config.outerGid)} ${hint}`, ev.fatal.code));
           if (ev.ready) {
             clearTimeout(timer);
             resolve(ev.ready);

@@ -199,9 +199,12 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
   close(r.resultFd);
   close(r.payloadFd);
 
-  // Limits apply before the child runs a single instruction of its own.
+  // Limits apply before the child runs a single instruction of its own, and so does the network:
+  // with egress, its firewall is loaded and its stack runs before the child is released.
+  EgressStack stack;
   bool mapped = WriteIdMapsFromParent(static_cast<pid_t>(pid), r.uid, r.outerUid, r.gid, r.outerGid, &f) &&
-                JoinCgroupsFromParent(r.cgroups, static_cast<pid_t>(pid), &f);
+                JoinCgroupsFromParent(r.cgroups, static_cast<pid_t>(pid), &f) &&
+                StartEgressFromParent(r.egress, static_cast<pid_t>(pid), {r.uid, r.gid, r.outerUid, r.outerGid}, r.statusFd, &stack, &f);
   // Stamped before the release: the child can be running (and stamping its own marks) before this
   // process is scheduled again.
   int64_t releasedNs = MonotonicNs();
@@ -244,6 +247,8 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     SendExited(r.statusFd, code, signal, TimevalUs(ru.ru_utime), TimevalUs(ru.ru_stime), ru.ru_maxrss, ReadCgroupStats(r.cgroups),
                noted.seccompSyscall);
   }
+  // The job's network namespace is gone with it: its stack has nothing left to serve.
+  StopEgressFromParent(&stack);
   // The run settles on Exited; removing the cgroups (slow on v1) happens after it, off the
   // request path. The app learns that it is done when this process exits (status socket EOF).
   RemoveCgroups(r.cgroups);

@@ -9,6 +9,7 @@
 
 #include "cgroups.h"
 #include "child.h"
+#include "egress.h"
 #include "fds.h"
 #include "landlock.h"
 #include "mounts.h"
@@ -35,6 +36,7 @@ struct ForkRequest {
   CgroupPlan cgroups;
   std::vector<RlimitOp> rlimits;
   unsigned long cloneFlags;  // CLONE_NEW* set, policy from the TypeScript side
+  EgressPlan egress;         // sandbox.network 'egress': firewall and network stack
   int64_t receivedNs;
   uv_loop_t* loop;
 };

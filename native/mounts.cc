@@ -127,6 +127,39 @@ static bool Proc(const MountOp& op, Failure* f) {
   return true;
 }
 
+// A file of the job's own (its /etc/resolv.conf, say): written into the new root, which becomes
+// read-only with everything in it. The plan lists these before the binds, so that a bind of the
+// same directory covers them rather than them writing into it.
+static bool File(const MountOp& op, Failure* f) {
+  char target[4096];
+  snprintf(target, sizeof target, "%s%s", kNewRoot, op.target.c_str());
+  char parent[4096];
+  snprintf(parent, sizeof parent, "%s", target);
+  char* slash = strrchr(parent, '/');
+  if (slash != nullptr && slash != parent) {
+    *slash = '\0';
+    RETURN_ON_FAILURE(Mkdirs(parent, f, "file"));
+  }
+  // A new file on the new root's tmpfs, never one reached through a bind.
+  int fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0444);
+  if (fd < 0) return Fail(f, "file", "open", errno, op.target.c_str());
+  const char* p = op.content.data();
+  size_t left = op.content.size();
+  while (left > 0) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return Fail(f, "file", "write", e, op.target.c_str());
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  close(fd);
+  return true;
+}
+
 bool SetupFilesystem(const std::vector<MountOp>& ops, Failure* f) {
   if (ops.empty()) return true;  // the filesystem layer is off: the host's view, as the job user
   // Nothing we mount may propagate back to the host.
@@ -150,6 +183,9 @@ bool SetupFilesystem(const std::vector<MountOp>& ops, Failure* f) {
         break;
       case MountKind::kProc:
         RETURN_ON_FAILURE(Proc(op, f));
+        break;
+      case MountKind::kFile:
+        RETURN_ON_FAILURE(File(op, f));
         break;
       case MountKind::kSymlink:
         RETURN_ON_FAILURE(Symlink(op, f));

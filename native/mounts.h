@@ -9,7 +9,7 @@
 
 namespace ns {
 
-enum class MountKind : int { kBind = 1, kTmpfs = 2, kProc = 3, kDevice = 4, kSymlink = 5 };
+enum class MountKind : int { kBind = 1, kTmpfs = 2, kProc = 3, kDevice = 4, kFile = 5, kSymlink = 6 };
 
 struct MountOp {
   MountKind kind;
@@ -17,6 +17,7 @@ struct MountOp {
   std::string target;  // absolute path inside the new root
   bool writable;
   int64_t sizeBytes;   // tmpfs only
+  std::string content;  // kFile: the file's bytes (a read-only file of the job's root, not a bind)
 };
 
 // Builds the new root from `ops` (in order) and makes it the child's "/". Runs in the child

@@ -161,6 +161,8 @@ Outcome Try(const std::string& name, Args& a) {
     return Done(syscall(SYS_process_vm_readv, a.Number(0, 1), &local, 1UL, &remote, 1UL, 0UL));
   }
   if (name == "kill") return Done(syscall(SYS_kill, a.Number(0, 1), a.Number(1, 0)));
+  // Default: a netlink socket to nf_tables (AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER), the way to change a firewall.
+  if (name == "socket") return Done(syscall(SYS_socket, a.Number(0, 16), a.Number(1, 3), a.Number(2, 12)));
   if (name == "sethostname") {
     const char* host = a.String(0, "escaped");
     return Done(syscall(SYS_sethostname, host, strlen(host)));
@@ -226,7 +228,7 @@ Outcome Try(const std::string& name, Args& a) {
 
 const char kAttacks[] =
     "ptrace-traceme, ptrace-attach, mount, umount2, unshare-user, clone-user, clone3-user, setns, io_uring_setup, bpf, keyctl, keyctl-search, keyctl-read, "
-    "keyctl-join-session, add_key, perf_event_open, userfaultfd, process_vm_readv, kill, sethostname, setuid, chroot, pivot_root, open_by_handle_at, init_module, "
+    "keyctl-join-session, add_key, perf_event_open, userfaultfd, process_vm_readv, kill, socket, sethostname, setuid, chroot, pivot_root, open_by_handle_at, init_module, "
     "reboot, kexec_load, clock_settime, shmget, shmctl-rmid, msgget, msgctl-rmid, mq_open, mq_unlink, mknod-fifo, fork-linger";
 
 Napi::Value TrySyscall(const Napi::CallbackInfo& info) {
@@ -242,7 +244,7 @@ Napi::Value TrySyscall(const Napi::CallbackInfo& info) {
   }
   // An attack that got through may have opened an fd (io_uring, bpf map, perf event, userfaultfd,
   // the handle's file): not the job's to keep.
-  bool opensFd = name == "io_uring_setup" || name == "bpf" || name == "perf_event_open" || name == "userfaultfd" || name == "open_by_handle_at";
+  bool opensFd = name == "io_uring_setup" || name == "bpf" || name == "perf_event_open" || name == "userfaultfd" || name == "open_by_handle_at" || name == "socket";
   if (opensFd && o.result >= 0) close(static_cast<int>(o.result));
   Napi::Object out = Napi::Object::New(env);
   out.Set("ok", Napi::Boolean::New(env, o.result >= 0));

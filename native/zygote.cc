@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -26,15 +28,43 @@ namespace ns {
 
 constexpr int kControlFdMin = 1000;
 
-// zygoteInit(controlFd, appPid): die with the app, reap intermediates automatically, and move the
-// control socket to a high CLOEXEC number. Returns the new control fd.
+// The spawner's cgroup directories, removed by the zygote when the app dies before it serves.
+// Copied here at init: the signal handler that removes them may not allocate.
+constexpr int kMaxCleanupDirs = 8;
+static char cleanupDirs[kMaxCleanupDirs][4096];
+static int cleanupDirCount = 0;
+
+// SIGTERM, the zygote's parent death signal until it serves: the app died while the zygote was
+// starting (no job cgroup exists yet). Removes the spawner's cgroup directories and exits.
+static void AppDiedWhileStarting(int) {
+  for (int i = 0; i < cleanupDirCount; i++) rmdir(cleanupDirs[i]);
+  _exit(0);
+}
+
+// zygoteInit(controlFd, appPid, cleanupDirs): follow the app's death, reap intermediates
+// automatically, and move the control socket to a high CLOEXEC number. Returns the new control
+// fd. Until serving(), the app's death removes cleanupDirs and ends the zygote; from then on, the
+// serve loop sees it as EOF on the control socket and cleans up what the jobs left.
 static Napi::Value ZygoteInit(const Napi::CallbackInfo& info) {
-  if (info.Length() < 2 || !IsFd(info[0]) || !info[1].IsNumber()) return Usage(info.Env(), "zygoteInit(controlFd: number, appPid: number): number");
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return ErrnoError(info.Env(), "prctl(PR_SET_PDEATHSIG)", errno);
-  if (getppid() != info[1].As<Napi::Number>().Int32Value()) {
-    Napi::Error::New(info.Env(), "the app process is gone").ThrowAsJavaScriptException();
-    return info.Env().Undefined();
+  if (info.Length() < 3 || !IsFd(info[0]) || !info[1].IsNumber() || !info[2].IsArray()) {
+    return Usage(info.Env(), "zygoteInit(controlFd: number, appPid: number, cleanupDirs: string[]): number");
   }
+  Napi::Array dirs = info[2].As<Napi::Array>();
+  cleanupDirCount = 0;
+  for (uint32_t i = 0; i < dirs.Length(); i++) {
+    Napi::Value d = dirs.Get(i);
+    if (!d.IsString() || i >= kMaxCleanupDirs) return Usage(info.Env(), "zygoteInit(controlFd: number, appPid: number, cleanupDirs: string[] (at most 8)): number");
+    std::string dir = d.As<Napi::String>();
+    if (dir.size() >= sizeof cleanupDirs[0]) return Usage(info.Env(), "zygoteInit(controlFd: number, appPid: number, cleanupDirs: string[] (paths shorter than 4096)): number");
+    memcpy(cleanupDirs[cleanupDirCount], dir.c_str(), dir.size() + 1);
+    cleanupDirCount++;
+  }
+  struct sigaction term = {};
+  term.sa_handler = AppDiedWhileStarting;
+  sigemptyset(&term.sa_mask);
+  if (sigaction(SIGTERM, &term, nullptr) != 0) return ErrnoError(info.Env(), "sigaction(SIGTERM)", errno);
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0) return ErrnoError(info.Env(), "prctl(PR_SET_PDEATHSIG)", errno);
+  if (getppid() != info[1].As<Napi::Number>().Int32Value()) AppDiedWhileStarting(0);
   struct sigaction sa = {};
   sa.sa_handler = SIG_IGN;
   sa.sa_flags = SA_NOCLDWAIT;
@@ -56,6 +86,29 @@ static Napi::Value InstallZygoteFilter(const Napi::CallbackInfo& info) {
   Failure f;
   if (!InstallSeccomp(program, &f)) return ErrnoError(info.Env(), f.syscall, f.err);
   return info.Env().Undefined();
+}
+
+// serving(appPid): called before the zygote's first fork. The app's death no longer ends the
+// zygote by a signal (no forked process may inherit that handler): the serve loop sees it as EOF
+// and cleans up. Returns whether the app is still alive.
+static Napi::Value Serving(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) return Usage(info.Env(), "serving(appPid: number): boolean");
+  if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) != 0) return ErrnoError(info.Env(), "prctl(PR_SET_PDEATHSIG)", errno);
+  // Unless preloaded code took SIGTERM over (then it is its handler).
+  struct sigaction current = {};
+  if (sigaction(SIGTERM, nullptr, &current) == 0 && current.sa_handler == AppDiedWhileStarting) {
+    struct sigaction dfl = {};
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &dfl, nullptr);
+  }
+  return Napi::Boolean::New(info.Env(), getppid() == info[0].As<Napi::Number>().Int32Value());
+}
+
+// hasChildren(): whether this process has a child left (the zygote's children are reaped as they
+// exit, so every child it has is alive).
+static Napi::Value HasChildren(const Napi::CallbackInfo& info) {
+  siginfo_t si = {};
+  return Napi::Boolean::New(info.Env(), waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0);
 }
 
 // recvRequest(fd): blocks for one datagram. Returns {data, fds}, or null at EOF.
@@ -113,8 +166,10 @@ static bool ParseMounts(const Napi::Value& v, std::vector<MountOp>* out) {
     if (!ok || kind < static_cast<int>(MountKind::kBind) || kind > static_cast<int>(MountKind::kSymlink) || !source.IsString() || !target.IsString() || !size.IsNumber()) return false;
     std::string t = target.As<Napi::String>();
     if (t.empty() || t[0] != '/' || t.size() > 3000) return false;
+    Napi::Value content = o.Get("content");
+    if (kind == static_cast<int>(MountKind::kFile) && (!content.IsString() || content.As<Napi::String>().Utf8Value().size() > 65536)) return false;
     out->push_back({static_cast<MountKind>(kind), source.As<Napi::String>(), t, o.Get("writable").ToBoolean().Value(),
-                    static_cast<int64_t>(size.As<Napi::Number>().DoubleValue())});
+                    static_cast<int64_t>(size.As<Napi::Number>().DoubleValue()), content.IsString() ? content.As<Napi::String>().Utf8Value() : std::string()});
   }
   return true;
 }
@@ -162,6 +217,23 @@ static bool ParseCgroups(const Napi::Object& o, CgroupPlan* plan) {
   return true;
 }
 
+// egress: null, or {firewall: string, nft: string[], stack: string[]} (argv, absolute paths first).
+static bool ParseEgress(const Napi::Value& v, EgressPlan* plan) {
+  plan->enabled = false;
+  if (v.IsNull() || v.IsUndefined()) return true;
+  if (!v.IsObject()) return false;
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value firewall = o.Get("firewall");
+  plan->nft.clear();
+  plan->stack.clear();
+  if (!firewall.IsString() || !ParseStrings(o.Get("nft"), &plan->nft) || !ParseStrings(o.Get("stack"), &plan->stack)) return false;
+  if (plan->nft.empty() || plan->stack.empty() || plan->nft[0].empty() || plan->nft[0][0] != '/' || plan->stack[0].empty() || plan->stack[0][0] != '/') return false;
+  plan->firewall = firewall.As<Napi::String>();
+  plan->enabled = true;
+  PrepareEgress(plan);
+  return true;
+}
+
 static bool ParseRlimits(const Napi::Value& v, std::vector<RlimitOp>* out) {
   if (!v.IsArray()) return false;
   Napi::Array list = v.As<Napi::Array>();
@@ -181,7 +253,7 @@ static bool ParseRlimits(const Napi::Value& v, std::vector<RlimitOp>* out) {
 static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   const char* usage =
       "forkJob({statusFd, stdoutFd, stderrFd, resultFd, payloadFd, controlFd, hostname, outerUid, outerGid, uid, gid, cloneFlags, "
-      "mounts, landlockHandled, landlockScoped, landlock, seccomp, cgroupDirs, cgroupWrites, cgroupProcs, cgroupStats, rlimits, receivedNs})";
+      "mounts, landlockHandled, landlockScoped, landlock, seccomp, cgroupDirs, cgroupWrites, cgroupProcs, cgroupStats, rlimits, egress, receivedNs})";
   if (info.Length() < 1 || !info[0].IsObject()) return Usage(info.Env(), usage);
   Napi::Object o = info[0].As<Napi::Object>();
   bool ok = true;
@@ -200,7 +272,7 @@ static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   r.gid = static_cast<gid_t>(Int(o, "gid", &ok));
   if (!ok || !ParseMounts(o.Get("mounts"), &r.mounts) || !ParseLandlock(o, &r) || !o.Get("seccomp").IsTypedArray())
     return Usage(info.Env(), usage);
-  if (!ParseCgroups(o, &r.cgroups) || !ParseRlimits(o.Get("rlimits"), &r.rlimits)) return Usage(info.Env(), usage);
+  if (!ParseCgroups(o, &r.cgroups) || !ParseRlimits(o.Get("rlimits"), &r.rlimits) || !ParseEgress(o.Get("egress"), &r.egress)) return Usage(info.Env(), usage);
   Napi::Uint8Array seccomp = o.Get("seccomp").As<Napi::Uint8Array>();
   r.seccomp.assign(seccomp.Data(), seccomp.Data() + seccomp.ByteLength());
   Napi::Value hostname = o.Get("hostname");
@@ -291,6 +363,8 @@ void RegisterZygote(Napi::Env env, Napi::Object exports) {
   exports.Set("collapseHeap", Napi::Function::New(env, CollapseHeapJs));
   exports.Set("zygoteInit", Napi::Function::New(env, ZygoteInit));
   exports.Set("installZygoteFilter", Napi::Function::New(env, InstallZygoteFilter));
+  exports.Set("serving", Napi::Function::New(env, Serving));
+  exports.Set("hasChildren", Napi::Function::New(env, HasChildren));
   exports.Set("recvRequest", Napi::Function::New(env, RecvRequest));
   exports.Set("readable", Napi::Function::New(env, Readable));
   exports.Set("forkJob", Napi::Function::New(env, ForkJobJs));

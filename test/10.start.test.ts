@@ -5,7 +5,8 @@ import { execFile } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { Spawner, StartError } from '../lib/index.js';
+import { InvalidOptionError, Spawner, StartError } from '../lib/index.js';
+import { addonPath } from '../lib/native.js';
 import { expectCode, fixture, isRoot, packageRoot, procInfo, rejection, skipBecause, whyNobodyCannotRead } from './helpers.js';
 
 describe('Spawner.start', function () {
@@ -89,7 +90,7 @@ describe('Spawner options validation', function () {
     ['preload relative', { preload: ['./x.mjs'] }, 'Expected `preload` to be package names or absolute paths, not relative paths, got `./x.mjs` (string)'],
     ['preload type', { preload: 'apache-arrow' }, 'Expected `preload` to be an array'],
     ['preloadBase', { preloadBase: 'relative/dir' }, 'Expected `preloadBase` to be an absolute path'],
-    ['sandbox.network', { sandbox: { network: 'no' } }, "Expected `sandbox.network` to be 'none' or 'host', got `no` (string)"],
+    ['sandbox.network', { sandbox: { network: 'no' } }, "Expected `sandbox.network` to be 'none', 'egress' or 'host', got `no` (string)"],
     ['sandbox.readOnlyPaths /tmp', { sandbox: { readOnlyPaths: ['/tmp/'] } }, 'Expected `sandbox.readOnlyPaths` to hold paths other than /, /tmp, /proc and /.nodespawner (each job has its own), got `/tmp/`'],
     ['sandbox.writablePaths /', { sandbox: { writablePaths: ['/'] } }, 'Expected `sandbox.writablePaths` to hold paths other than /'],
     ['sandbox.readOnlyPaths /proc/1', { sandbox: { readOnlyPaths: ['/proc/1'] } }, 'Expected `sandbox.readOnlyPaths` to hold paths other than /'],
@@ -101,21 +102,60 @@ describe('Spawner options validation', function () {
   ];
 
   for (const [name, options, message] of cases) {
-    it(`rejects a bad ${name} with a TypeError saying what was expected`, async function () {
+    it(`rejects a bad ${name} with a TypeError saying what was expected, with code ERR_INVALID_OPTION`, async function () {
       const e = await rejection(Spawner.start(options as never));
       expect(e).to.be.instanceOf(TypeError);
+      expect(e).to.be.instanceOf(InvalidOptionError);
+      expect(e.code).to.equal('ERR_INVALID_OPTION');
       expect(e.message).to.include(message);
     });
   }
 
-  it("refuses the boolean sandbox.network of earlier versions with ERR_NETWORK_BOOLEAN, naming what each became", async function () {
+  it('refuses the boolean sandbox.network of earlier versions, naming what each became', async function () {
     const on = await rejection(Spawner.start({ sandbox: { network: true as never } }));
-    expect(on).to.be.instanceOf(TypeError);
-    expect(on.code).to.equal('ERR_NETWORK_BOOLEAN');
-    expect(on.message).to.equal("Expected `sandbox.network` to be 'none' or 'host', got `true` (boolean); `true` is now 'host' (the host's network, no isolation)");
+    expect(on).to.be.instanceOf(InvalidOptionError);
+    expect(on.code).to.equal('ERR_INVALID_OPTION');
+    expect(on.message).to.equal("Expected `sandbox.network` to be 'none', 'egress' or 'host', got `true` (boolean); `true` is now 'host' (the host's network, no isolation) or 'egress'");
     const off = await rejection(Spawner.start({ sandbox: { network: false as never } }));
-    expect(off.code).to.equal('ERR_NETWORK_BOOLEAN');
+    expect(off.code).to.equal('ERR_INVALID_OPTION');
     expect(off.message).to.include("`false` is now 'none'");
+  });
+
+  it('says that prefork may be 0', async function () {
+    for (const prefork of [-2, 1.5, '2']) {
+      const e = await rejection(Spawner.start({ prefork } as never));
+      expect(e.code).to.equal('ERR_INVALID_OPTION');
+      expect(e.message).to.match(/^Expected `prefork` to be a non-negative integer \(0 turns it off\), got /);
+    }
+  });
+
+  it('refuses a sandbox.cgroupRoot that is not a cgroup v2 directory, instead of using other cgroups', async function () {
+    for (const root of ['/nope', '/tmp', 'relative/dir']) {
+      const e = await rejection(Spawner.start({ sandbox: { cgroupRoot: root } }));
+      expect(e, root).to.be.instanceOf(InvalidOptionError);
+      expect(e.code).to.equal('ERR_INVALID_OPTION');
+      expect(e.message).to.include('Expected `sandbox.cgroupRoot` to be a directory in a cgroup v2 hierarchy');
+    }
+    const nope = await rejection(Spawner.start({ sandbox: { cgroupRoot: '/nope' } }));
+    expect(nope.message).to.match(/: ENOENT$/);
+  });
+
+  it('refuses a cgroup v2 sandbox.cgroupRoot without the memory and pids controllers, instead of using v1 cgroups', async function () {
+    const v2 = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => / - cgroup2 /.test(l))?.split(' ')[4];
+    if (!v2) skipBecause(this, 'no cgroup2 file system is mounted here');
+    const controllers = fs.readFileSync(`${v2}/cgroup.controllers`, 'utf8').trim().split(/\s+/);
+    if (controllers.includes('memory') && controllers.includes('pids')) skipBecause(this, `the cgroup2 root ${v2} has the memory and pids controllers: it would be accepted`);
+    const e = await expectCode(Spawner.start({ sandbox: { cgroupRoot: v2, limits: 'cgroup' } }), 'ERR_START');
+    expect(e.reason).to.equal('cgroups');
+    expect(e.message).to.include(`sandbox.cgroupRoot ${v2} does not offer the memory and pids controllers`);
+  });
+
+  it('says that a startTimeout too short for this app is a configuration mistake, without an empty stderr', async function () {
+    const e = await expectCode(Spawner.start({ startTimeout: 1 }), 'ERR_START');
+    expect(e.reason).to.equal('timeout');
+    expect(e.message).to.include('the zygote did not become ready within startTimeout (1 ms)');
+    expect(e.message).to.include('raise the spawner option `startTimeout`');
+    expect(e.message).not.to.include('stderr: .');
   });
 
   it('uses exactly the documented message shape', async function () {
@@ -174,7 +214,7 @@ describe('Spawner.start on a kernel that refuses user namespaces', function () {
   it('inside a user namespace whose user.max_user_namespaces is 0: ERR_START naming the clone step', async function () {
     if (!fs.existsSync('/usr/bin/unshare')) skipBecause(this, '/usr/bin/unshare is not installed');
     if (isRoot) {
-      const why = whyNobodyCannotRead([join(packageRoot, 'dist', 'lib', 'index.js'), join(packageRoot, 'build', 'Release', 'nodespawner.node')]);
+      const why = whyNobodyCannotRead([join(packageRoot, 'dist', 'lib', 'index.js'), addonPath]);
       if (why) skipBecause(this, why);
     }
     // The app runs unprivileged (as nobody when we are root) in a fresh user namespace in which

@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
 import { arenaLibrary, zygotePreload } from '../lib/zygote-process.js';
-import { fixture, packageRoot, runProgram, skipBecause, tempDir } from './helpers.js';
+import { addonPath } from '../lib/native.js';
+import { fixture, runProgram, skipBecause, tempDir } from './helpers.js';
 
-const addon = join(packageRoot, 'build', 'Release', 'nodespawner.node');
+const addon = addonPath;
 
 /** Private, writable, anonymous mappings of a process: what each fork copies page by page. */
 function anonymousMappings(pid: number): number {

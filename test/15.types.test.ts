@@ -26,10 +26,10 @@ function compileOnly(spawner: Spawner) {
   void spawner.run(sum, { values: ['1'] });
   // @ts-expect-error: a typed job needs its args
   void spawner.run(sum);
-  const p = spawner.run(sum, { values: [1] });
-  assertType<Equal<typeof p, Promise<RunResult<number>>>>();
-  const untyped = spawner.run(fixture('echo.mjs'), { anything: true });
-  assertType<Equal<typeof untyped, Promise<RunResult<unknown>>>>();
+  const _p = spawner.run(sum, { values: [1] });
+  assertType<Equal<typeof _p, Promise<RunResult<number>>>>();
+  const _untyped = spawner.run(fixture('echo.mjs'), { anything: true });
+  assertType<Equal<typeof _untyped, Promise<RunResult<unknown>>>>();
 }
 void compileOnly;
 

@@ -284,7 +284,7 @@ export default async function () {
       await custom?.close();
     });
 
-    it("sets the hostname from sandbox.hostname and shares the host network with network: 'host'", async function () {
+    it('sets the hostname from sandbox.hostname and shares the host network with network: "host"', async function () {
       const env = (await custom.run<Record<string, unknown>>(fixture('environment.mjs'))).value!;
       expect(env.hostname).to.equal('job-host');
       expect(env.interfaces, 'the host loopback is up and has addresses').to.include('lo');
@@ -298,10 +298,11 @@ export default async function () {
       expect(shared.interfaces, "network: 'host' for this run").to.include('lo');
     });
 
-    it('refuses a boolean network for a run with ERR_NETWORK_BOOLEAN', async function () {
+    it("refuses a boolean network for a run, naming what it became", async function () {
       const e = await rejection(custom.run(fixture('environment.mjs'), undefined, { network: true as never }));
       expect(e).to.be.instanceOf(TypeError);
-      expect(e.code).to.equal('ERR_NETWORK_BOOLEAN');
+      expect(e.code).to.equal('ERR_INVALID_OPTION');
+      expect(e.message).to.include("`true` is now 'host'");
     });
   });
 });

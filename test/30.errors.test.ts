@@ -1,17 +1,21 @@
 // Every way a run can fail, each as a typed error with its code, and what happens to the child.
+import fs from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import {
   AbortError,
   InvalidOutputError,
   JobCrashedError,
+  InvalidArgumentError,
   JobFailedError,
+  ModuleNotFoundError,
   QueueFullError,
   ResultTooLargeError,
   Spawner,
   TimeoutError,
   ZygoteGoneError,
 } from '../lib/index.js';
-import { descendants, expectCode, fixture, procInfo, rejection, runningJob, stillAlive, waitFor } from './helpers.js';
+import { descendants, expectCode, fixture, packageRoot, procInfo, rejection, runningJob, stillAlive, waitFor } from './helpers.js';
 
 describe('run failures', function () {
   let spawner: Spawner;
@@ -66,9 +70,29 @@ describe('run failures', function () {
       expect(e.remote.message).to.include('default export');
     });
 
-    it('rejects a module that does not exist', async function () {
-      const e = await expectCode(spawner.run(fixture('does-not-exist.mjs')), 'ERR_JOB_FAILED');
-      expect(e.remote.message).to.include('does-not-exist.mjs');
+    it('rejects a module that does not exist before forking anything, with ERR_MODULE_NOT_FOUND', async function () {
+      const spawned: unknown[] = [];
+      const onSpawn = (e: unknown) => spawned.push(e);
+      spawner.on('spawn', onSpawn);
+      try {
+        const e = await expectCode(spawner.run(fixture('does-not-exist.mjs')), 'ERR_MODULE_NOT_FOUND');
+        expect(e).to.be.instanceOf(ModuleNotFoundError);
+        expect(e.modulePath).to.equal(fixture('does-not-exist.mjs'));
+        expect(e.message).to.equal(`job module ${fixture('does-not-exist.mjs')} does not exist`);
+        const dir = await expectCode(spawner.run(fixture('.')), 'ERR_MODULE_NOT_FOUND');
+        expect(dir.message).to.include('is not a file');
+        expect(spawned, 'a child was forked').to.deep.equal([]);
+      } finally {
+        spawner.off('spawn', onSpawn);
+      }
+    });
+
+    it("gives an error's help as an absolute path to the installed troubleshooting page", async function () {
+      const e = await expectCode(spawner.run(fixture('does-not-exist.mjs')), 'ERR_MODULE_NOT_FOUND');
+      const [file, hash] = e.help.split('#');
+      expect(file).to.equal(join(packageRoot, 'docs', 'troubleshooting.md'));
+      expect(fs.existsSync(file)).to.equal(true);
+      expect(hash).to.equal('err_module_not_found');
     });
   });
 
@@ -77,6 +101,8 @@ describe('run failures', function () {
       for (const path of ['test/fixtures/echo.mjs', './echo.mjs', '']) {
         const e = await rejection(spawner.run(path));
         expect(e, path).to.be.instanceOf(TypeError);
+        expect(e, path).to.be.instanceOf(InvalidArgumentError);
+        expect(e.code).to.equal('ERR_INVALID_ARG');
         expect(e.message).to.match(/^Expected `module` to be an absolute path or a file: URL, got /);
       }
     });
@@ -84,6 +110,7 @@ describe('run failures', function () {
     it('rejects bad run options with a TypeError', async function () {
       const e = await rejection(spawner.run(fixture('echo.mjs'), {}, { timeout: -1 }));
       expect(e).to.be.instanceOf(TypeError);
+      expect(e.code).to.equal('ERR_INVALID_OPTION');
       expect(e.message).to.equal('Expected `timeout` to be a positive finite number, got `-1` (number)');
       const e2 = await rejection(spawner.run(fixture('echo.mjs'), {}, { timout: 5 } as never));
       expect(e2).to.be.instanceOf(TypeError);
@@ -91,6 +118,16 @@ describe('run failures', function () {
       const e3 = await rejection(spawner.run(fixture('echo.mjs'), {}, { signal: {} as never }));
       expect(e3).to.be.instanceOf(TypeError);
       expect(e3.message).to.include('`signal`');
+    });
+
+    it('rejects args that are not JSON-like, and inputs that are not Tables, with code ERR_INVALID_ARG', async function () {
+      const e = await rejection(spawner.run(fixture('echo.mjs'), { f: () => 1 }));
+      expect(e).to.be.instanceOf(InvalidArgumentError);
+      expect(e.code).to.equal('ERR_INVALID_ARG');
+      expect(e.message).to.match(/^Expected `args\.f` to be JSON-like, got function/);
+      const e2 = await rejection(spawner.run(fixture('echo.mjs'), {}, { inputs: { t: { numRows: 1 } as never } }));
+      expect(e2).to.be.instanceOf(InvalidArgumentError);
+      expect(e2.message).to.match(/^Expected `inputs\.t` to be an apache-arrow Table, got /);
     });
   });
 

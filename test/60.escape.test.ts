@@ -1,8 +1,8 @@
 // Escape attempts: one probe job per attack, asserted from outside. Each attack runs against the
 // full sandbox and, where that means something, against the layer under test alone (the other
 // switchable layers off; capability dropping, no_new_privs and the namespaces are always on).
-// Raw system calls that JavaScript cannot make go through the probe addon (native/probe.cc, built
-// as build/Release/nodespawner_probe.node), which a job loads from the package root that is bound
+// Raw system calls that JavaScript cannot make go through the probe addon (native/probe.cc, built by `npm run build:probe`
+// as test/native/build/Release/nodespawner_probe.node), which a job loads from the package root that is bound
 // into every job. docs/security-model.md says what each layer defends.
 //
 // Predicting another job's random numbers (Math.random, randomUUID, randomBytes) is covered by
@@ -20,7 +20,8 @@ import { Spawner } from '../lib/index.js';
 import type { SandboxOptions } from '../lib/index.js';
 import { descendants, expectCode, fixture, isRoot, packageRoot, runProgram, runningJob, skipBecause, tempDir, waitFor } from './helpers.js';
 
-const probe = join(packageRoot, 'build', 'Release', 'nodespawner_probe.node');
+// Built by `npm run build:probe` (npm test does): test/native/binding.gyp.
+const probe = join(packageRoot, 'test', 'native', 'build', 'Release', 'nodespawner_probe.node');
 const escape = (name: string) => fixture(join('escape', name));
 const MiB = 2 ** 20;
 
@@ -28,6 +29,7 @@ const MiB = 2 ** 20;
 type Outcome = { name: string; ok: boolean; code: string | null; result: number; data?: string } | { killed: string | null };
 
 async function attack(spawner: Spawner, call: Array<string | number | { open: string }>): Promise<Outcome> {
+  if (!fs.existsSync(probe)) throw new Error(`the probe addon ${probe} is missing: build it with \`npm run build:probe\``);
   try {
     const r = await spawner.run<Outcome[]>(escape('syscall.mjs'), { probe, calls: [call] });
     return r.value![0];

@@ -21,7 +21,7 @@ describe('docs', function () {
       const code = new (E as unknown as new (...a: unknown[]) => api.NodespawnerError)('x', 'x', 1, 'EPERM', '', {}).code;
       Object.defineProperty(e, 'code', { value: code });
       const [file, hash] = e.help.split('#');
-      expect(file).to.equal('docs/troubleshooting.md');
+      expect(file).to.equal(join(packageRoot, 'docs', 'troubleshooting.md'));
       expect([...anchors], `${E.name} (${code}) -> #${hash}`).to.include(hash);
     }
   });

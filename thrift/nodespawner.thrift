@@ -49,7 +49,7 @@ struct JobPayload {
 
 /** One step of the child's filesystem plan (lib/sandbox.ts decides it; native/mounts.cc runs it). */
 struct MountOp {
-  /** 1 bind, 2 tmpfs, 3 proc, 4 device node (bind of a host device file), 5 symlink */
+  /** 1 bind, 2 tmpfs, 3 proc, 4 device node (bind of a host device file), 5 file (written into the new root from `content`), 6 symlink */
   1: required i32 kind
   /** Host path (binds and devices); the link's text (symlinks). */
   2: required string source
@@ -58,6 +58,22 @@ struct MountOp {
   4: required bool writable
   /** tmpfs size limit. */
   5: required i64 sizeBytes
+  /** A file's bytes (kind 5): a read-only file of the job's own, such as its /etc/resolv.conf. */
+  6: optional string content
+}
+
+/**
+ * sandbox.network 'egress' (lib/egress.ts decides it; native/egress.cc runs it): before the child
+ * is released, the intermediate loads `firewall` with `nft` inside the job's user and network
+ * namespaces, then starts `stack`, the userspace network stack, for the job's network namespace.
+ */
+struct EgressPlan {
+  /** An nftables ruleset (nft -f). */
+  1: required string firewall
+  /** argv of nft, reading the ruleset from its stdin; the absolute path first. */
+  2: required list<string> nft
+  /** argv of pasta or slirp4netns, the absolute path first: fd 5 is the job's network namespace, fd 3 its ready pipe, fd 4 (slirp4netns --exit-fd) its end. */
+  3: required list<string> stack
 }
 
 /** A Landlock path-beneath rule: `path` (inside the job's root) and its allowed access bits. */
@@ -113,8 +129,10 @@ struct RunRequest {
    * imports the job module, sends one byte (ready) on it, and waits for the payload memfd there.
    */
   15: optional bool deferred
+  /** sandbox.network 'egress': the job's firewall and network stack. */
+  16: optional EgressPlan egress
   /** Landlock scopes (LANDLOCK_SCOPE_* bits, ABI 6) of the job's domain; 0 for none. */
-  16: required i64 landlockScoped
+  17: required i64 landlockScoped
 }
 
 /** A job that threw: what the child saw. */

@@ -39,6 +39,8 @@ export interface ZygoteConfig {
   selfTestSeccomp: string;
   /** base64 of the zygote's own filter (lib/seccomp/policy.ts zygotePolicy), inherited by every job. */
   zygoteSeccomp: string;
+  /** The spawner's cgroup directories (job cgroups are made below them): removed here if the app dies first. */
+  cgroupParents: string[];
 }
 
 /** Always preloaded, from nodespawner's own dependencies: the instances the job runner uses. */
@@ -147,7 +149,7 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint, filter = seccomp
     cloneFlags: req.cloneFlags,
     uid: req.uid,
     gid: req.gid,
-    mounts: req.mounts.map((m) => ({ kind: m.kind, source: m.source, target: m.target, writable: m.writable, sizeBytes: i64(m.sizeBytes) })),
+    mounts: req.mounts.map((m) => ({ kind: m.kind, source: m.source, target: m.target, writable: m.writable, sizeBytes: i64(m.sizeBytes), content: m.content ?? undefined })),
     landlockHandled: i64(req.landlockHandled),
     landlockScoped: i64(req.landlockScoped),
     landlock: req.landlock.map((r) => ({ path: r.path, access: i64(r.access) })),
@@ -157,6 +159,7 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint, filter = seccomp
     cgroupProcs: req.cgroupProcs,
     cgroupStats: req.cgroupStats,
     rlimits: req.rlimits.map((l) => ({ resource: l.resource, limit: i64(l.limit), aboveInherited: l.aboveInherited === true })),
+    egress: req.egress ? { firewall: req.egress.firewall, nft: req.egress.nft, stack: req.egress.stack } : null,
     receivedNs,
   });
   if ('child' in out) {
@@ -347,7 +350,7 @@ function serve(heap: HeapReport): void {
   for (;;) {
     maintainHeap(heap);
     const msg = native.recvRequest(control);
-    if (msg === null) native.exit(0); // the app closed the control socket
+    if (msg === null) appGone(); // the app closed the control socket, or died
     const [status, stdout, stderr, result, payload] = msg.fds;
     let req: RunRequest;
     try {
@@ -371,9 +374,64 @@ function serve(heap: HeapReport): void {
   }
 }
 
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * The app is gone, however it ended (close() aside, which ends its jobs first): every job and
+ * preforked child in the spawner's cgroups is killed, their intermediates remove the job cgroups
+ * and exit, and then the spawner's own cgroups are removed. Without cgroups there is nothing to
+ * remove: the zygote's exit ends the intermediates, and they their jobs.
+ */
+function appGone(): never {
+  const parents = config.cgroupParents ?? [];
+  const deadline = Date.now() + 10_000;
+  while (parents.length > 0 && Date.now() < deadline) {
+    let left = 0;
+    for (const parent of parents) {
+      let jobs: string[] = [];
+      try {
+        jobs = fs.readdirSync(parent, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(parent, e.name));
+      } catch {
+        continue;
+      }
+      for (const dir of jobs) {
+        let pids: string[] = [];
+        try {
+          pids = fs.readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter((p) => /^\d+$/.test(p));
+        } catch {
+          // removed meanwhile by its intermediate
+        }
+        for (const pid of pids) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            // gone already
+          }
+        }
+        try {
+          fs.rmdirSync(dir);
+        } catch {
+          left++; // its processes are still exiting
+        }
+      }
+    }
+    // An intermediate forked for the last request may not have made its job's cgroups yet.
+    if (left === 0 && !native.hasChildren()) break;
+    Atomics.wait(sleeper, 0, 0, 5);
+  }
+  for (const parent of parents) {
+    try {
+      fs.rmdirSync(parent);
+    } catch {
+      // not ours to force: the app's next start, or the host, deals with it
+    }
+  }
+  return native.exit(0);
+}
+
 async function main(): Promise<void> {
   try {
-    control = native.zygoteInit(3, config.appPid);
+    control = native.zygoteInit(3, config.appPid, config.cgroupParents ?? []);
   } catch (err) {
     process.stderr.write(`nodespawner zygote: cannot start: ${(err as Error).message}\n`);
     native.exit(70);
@@ -388,6 +446,8 @@ async function main(): Promise<void> {
   await touchThreadpool();
   await warmUp(linker);
   const heap = prepareHeap();
+  // From the first fork on, the app's death is seen at the control socket (and cleaned up there).
+  if (!native.serving(config.appPid)) appGone();
   // The self-test child is forked from the heap that every job will get.
   let selfTestMs = -1;
   if (config.selfTest) {
@@ -396,13 +456,17 @@ async function main(): Promise<void> {
     selfTestMs = ms;
   }
   preForkChecks();
-  native.sendMessage(
-    control,
-    encode(T.ZygoteEvent, {
-      ready: { pid: process.pid, nodeVersion: process.version, threads: threads(), preloaded, rssBytes: process.memoryUsage.rss(), selfTestMs, landlockAbi: native.landlockAbi(), preloadedFiles, ...heap },
-    }),
-    [],
-  );
+  try {
+    native.sendMessage(
+      control,
+      encode(T.ZygoteEvent, {
+        ready: { pid: process.pid, nodeVersion: process.version, threads: threads(), preloaded, rssBytes: process.memoryUsage.rss(), selfTestMs, landlockAbi: native.landlockAbi(), preloadedFiles, ...heap },
+      }),
+      [],
+    );
+  } catch {
+    appGone(); // the app died while we started
+  }
   serve(heap);
 }
 

@@ -45,3 +45,42 @@ export const nodespawnerForked: Contender = {
   notes: [],
   open: () => openSpawner({ prefork: 0 }),
 };
+
+/**
+ * The same job with sandbox.network 'egress' (a firewall and a userspace network stack per job):
+ * skipped, saying why, where this host cannot give jobs egress.
+ */
+async function openEgress(options: Parameters<typeof Spawner.start>[0]): Promise<NodespawnerInstance | { skipped: string }> {
+  let inst: NodespawnerInstance;
+  try {
+    inst = await openSpawner({ ...options, sandbox: { network: 'egress' } });
+  } catch (e) {
+    return { skipped: (e as Error).message };
+  }
+  try {
+    await inst.run();
+  } catch (e) {
+    await inst.close();
+    return { skipped: (e as Error).message };
+  }
+  return inst;
+}
+
+export const nodespawnerEgress: Contender = {
+  key: 'nodespawner-egress',
+  label: "nodespawner, network 'egress'",
+  isolation: 'the same, public internet only',
+  processPerJob: false,
+  notes: [],
+  open: () => openEgress({}),
+};
+
+/** Egress without preforked children: the firewall and the stack are set up on the request path. */
+export const nodespawnerEgressForked: Contender = {
+  key: 'nodespawner-egress-fork',
+  label: "nodespawner, 'egress', prefork: 0",
+  isolation: 'the same',
+  processPerJob: false,
+  notes: [],
+  open: () => openEgress({ prefork: 0 }),
+};

@@ -470,6 +470,7 @@ const MountOp = module.exports.MountOp = class {
     this.target = null;
     this.writable = null;
     this.sizeBytes = null;
+    this.content = null;
     if (args) {
       if (args.kind !== undefined && args.kind !== null) {
         this.kind = args.kind;
@@ -495,6 +496,9 @@ const MountOp = module.exports.MountOp = class {
         this.sizeBytes = args.sizeBytes;
       } else {
         throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field sizeBytes is unset!');
+      }
+      if (args.content !== undefined && args.content !== null) {
+        this.content = args.content;
       }
     }
   }
@@ -544,6 +548,13 @@ const MountOp = module.exports.MountOp = class {
           input.skip(ftype);
         }
         break;
+        case 6:
+        if (ftype == Thrift.Type.STRING) {
+          this.content = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -578,6 +589,128 @@ const MountOp = module.exports.MountOp = class {
     if (this.sizeBytes !== null && this.sizeBytes !== undefined) {
       output.writeFieldBegin('sizeBytes', Thrift.Type.I64, 5);
       output.writeI64(this.sizeBytes);
+      output.writeFieldEnd();
+    }
+    if (this.content !== null && this.content !== undefined) {
+      output.writeFieldBegin('content', Thrift.Type.STRING, 6);
+      output.writeString(this.content);
+      output.writeFieldEnd();
+    }
+    output.writeFieldStop();
+    output.writeStructEnd();
+    return;
+  }
+
+};
+const EgressPlan = module.exports.EgressPlan = class {
+  constructor(args) {
+    this.firewall = null;
+    this.nft = null;
+    this.stack = null;
+    if (args) {
+      if (args.firewall !== undefined && args.firewall !== null) {
+        this.firewall = args.firewall;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field firewall is unset!');
+      }
+      if (args.nft !== undefined && args.nft !== null) {
+        this.nft = Thrift.copyList(args.nft, [null]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field nft is unset!');
+      }
+      if (args.stack !== undefined && args.stack !== null) {
+        this.stack = Thrift.copyList(args.stack, [null]);
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field stack is unset!');
+      }
+    }
+  }
+
+  read (input) {
+    input.readStructBegin();
+    while (true) {
+      const ret = input.readFieldBegin();
+      const ftype = ret.ftype;
+      const fid = ret.fid;
+      if (ftype == Thrift.Type.STOP) {
+        break;
+      }
+      switch (fid) {
+        case 1:
+        if (ftype == Thrift.Type.STRING) {
+          this.firewall = input.readString();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 2:
+        if (ftype == Thrift.Type.LIST) {
+          this.nft = [];
+          const _rtmp316 = input.readListBegin();
+          const _size15 = _rtmp316.size || 0;
+          for (let _i17 = 0; _i17 < _size15; ++_i17) {
+            let elem18 = null;
+            elem18 = input.readString();
+            this.nft.push(elem18);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 3:
+        if (ftype == Thrift.Type.LIST) {
+          this.stack = [];
+          const _rtmp320 = input.readListBegin();
+          const _size19 = _rtmp320.size || 0;
+          for (let _i21 = 0; _i21 < _size19; ++_i21) {
+            let elem22 = null;
+            elem22 = input.readString();
+            this.stack.push(elem22);
+          }
+          input.readListEnd();
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        default:
+          input.skip(ftype);
+      }
+      input.readFieldEnd();
+    }
+    input.readStructEnd();
+    return;
+  }
+
+  write (output) {
+    output.writeStructBegin('EgressPlan');
+    if (this.firewall !== null && this.firewall !== undefined) {
+      output.writeFieldBegin('firewall', Thrift.Type.STRING, 1);
+      output.writeString(this.firewall);
+      output.writeFieldEnd();
+    }
+    if (this.nft !== null && this.nft !== undefined) {
+      output.writeFieldBegin('nft', Thrift.Type.LIST, 2);
+      output.writeListBegin(Thrift.Type.STRING, this.nft.length);
+      for (let iter23 in this.nft) {
+        if (this.nft.hasOwnProperty(iter23)) {
+          iter23 = this.nft[iter23];
+          output.writeString(iter23);
+        }
+      }
+      output.writeListEnd();
+      output.writeFieldEnd();
+    }
+    if (this.stack !== null && this.stack !== undefined) {
+      output.writeFieldBegin('stack', Thrift.Type.LIST, 3);
+      output.writeListBegin(Thrift.Type.STRING, this.stack.length);
+      for (let iter24 in this.stack) {
+        if (this.stack.hasOwnProperty(iter24)) {
+          iter24 = this.stack[iter24];
+          output.writeString(iter24);
+        }
+      }
+      output.writeListEnd();
       output.writeFieldEnd();
     }
     output.writeFieldStop();
@@ -826,6 +959,7 @@ const RunRequest = module.exports.RunRequest = class {
     this.cgroupStats = null;
     this.rlimits = null;
     this.deferred = null;
+    this.egress = null;
     this.landlockScoped = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
@@ -901,6 +1035,9 @@ const RunRequest = module.exports.RunRequest = class {
       if (args.deferred !== undefined && args.deferred !== null) {
         this.deferred = args.deferred;
       }
+      if (args.egress !== undefined && args.egress !== null) {
+        this.egress = new ttypes.EgressPlan(args.egress);
+      }
       if (args.landlockScoped !== undefined && args.landlockScoped !== null) {
         this.landlockScoped = args.landlockScoped;
       } else {
@@ -964,13 +1101,13 @@ const RunRequest = module.exports.RunRequest = class {
         case 7:
         if (ftype == Thrift.Type.LIST) {
           this.mounts = [];
-          const _rtmp316 = input.readListBegin();
-          const _size15 = _rtmp316.size || 0;
-          for (let _i17 = 0; _i17 < _size15; ++_i17) {
-            let elem18 = null;
-            elem18 = new ttypes.MountOp();
-            elem18.read(input);
-            this.mounts.push(elem18);
+          const _rtmp326 = input.readListBegin();
+          const _size25 = _rtmp326.size || 0;
+          for (let _i27 = 0; _i27 < _size25; ++_i27) {
+            let elem28 = null;
+            elem28 = new ttypes.MountOp();
+            elem28.read(input);
+            this.mounts.push(elem28);
           }
           input.readListEnd();
         } else {
@@ -987,13 +1124,13 @@ const RunRequest = module.exports.RunRequest = class {
         case 9:
         if (ftype == Thrift.Type.LIST) {
           this.landlock = [];
-          const _rtmp320 = input.readListBegin();
-          const _size19 = _rtmp320.size || 0;
-          for (let _i21 = 0; _i21 < _size19; ++_i21) {
-            let elem22 = null;
-            elem22 = new ttypes.LandlockRule();
-            elem22.read(input);
-            this.landlock.push(elem22);
+          const _rtmp330 = input.readListBegin();
+          const _size29 = _rtmp330.size || 0;
+          for (let _i31 = 0; _i31 < _size29; ++_i31) {
+            let elem32 = null;
+            elem32 = new ttypes.LandlockRule();
+            elem32.read(input);
+            this.landlock.push(elem32);
           }
           input.readListEnd();
         } else {
@@ -1003,12 +1140,12 @@ const RunRequest = module.exports.RunRequest = class {
         case 10:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupDirs = [];
-          const _rtmp324 = input.readListBegin();
-          const _size23 = _rtmp324.size || 0;
-          for (let _i25 = 0; _i25 < _size23; ++_i25) {
-            let elem26 = null;
-            elem26 = input.readString();
-            this.cgroupDirs.push(elem26);
+          const _rtmp334 = input.readListBegin();
+          const _size33 = _rtmp334.size || 0;
+          for (let _i35 = 0; _i35 < _size33; ++_i35) {
+            let elem36 = null;
+            elem36 = input.readString();
+            this.cgroupDirs.push(elem36);
           }
           input.readListEnd();
         } else {
@@ -1018,13 +1155,13 @@ const RunRequest = module.exports.RunRequest = class {
         case 11:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupWrites = [];
-          const _rtmp328 = input.readListBegin();
-          const _size27 = _rtmp328.size || 0;
-          for (let _i29 = 0; _i29 < _size27; ++_i29) {
-            let elem30 = null;
-            elem30 = new ttypes.CgroupWrite();
-            elem30.read(input);
-            this.cgroupWrites.push(elem30);
+          const _rtmp338 = input.readListBegin();
+          const _size37 = _rtmp338.size || 0;
+          for (let _i39 = 0; _i39 < _size37; ++_i39) {
+            let elem40 = null;
+            elem40 = new ttypes.CgroupWrite();
+            elem40.read(input);
+            this.cgroupWrites.push(elem40);
           }
           input.readListEnd();
         } else {
@@ -1034,12 +1171,12 @@ const RunRequest = module.exports.RunRequest = class {
         case 12:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupProcs = [];
-          const _rtmp332 = input.readListBegin();
-          const _size31 = _rtmp332.size || 0;
-          for (let _i33 = 0; _i33 < _size31; ++_i33) {
-            let elem34 = null;
-            elem34 = input.readString();
-            this.cgroupProcs.push(elem34);
+          const _rtmp342 = input.readListBegin();
+          const _size41 = _rtmp342.size || 0;
+          for (let _i43 = 0; _i43 < _size41; ++_i43) {
+            let elem44 = null;
+            elem44 = input.readString();
+            this.cgroupProcs.push(elem44);
           }
           input.readListEnd();
         } else {
@@ -1049,12 +1186,12 @@ const RunRequest = module.exports.RunRequest = class {
         case 13:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupStats = [];
-          const _rtmp336 = input.readListBegin();
-          const _size35 = _rtmp336.size || 0;
-          for (let _i37 = 0; _i37 < _size35; ++_i37) {
-            let elem38 = null;
-            elem38 = input.readString();
-            this.cgroupStats.push(elem38);
+          const _rtmp346 = input.readListBegin();
+          const _size45 = _rtmp346.size || 0;
+          for (let _i47 = 0; _i47 < _size45; ++_i47) {
+            let elem48 = null;
+            elem48 = input.readString();
+            this.cgroupStats.push(elem48);
           }
           input.readListEnd();
         } else {
@@ -1064,13 +1201,13 @@ const RunRequest = module.exports.RunRequest = class {
         case 14:
         if (ftype == Thrift.Type.LIST) {
           this.rlimits = [];
-          const _rtmp340 = input.readListBegin();
-          const _size39 = _rtmp340.size || 0;
-          for (let _i41 = 0; _i41 < _size39; ++_i41) {
-            let elem42 = null;
-            elem42 = new ttypes.Rlimit();
-            elem42.read(input);
-            this.rlimits.push(elem42);
+          const _rtmp350 = input.readListBegin();
+          const _size49 = _rtmp350.size || 0;
+          for (let _i51 = 0; _i51 < _size49; ++_i51) {
+            let elem52 = null;
+            elem52 = new ttypes.Rlimit();
+            elem52.read(input);
+            this.rlimits.push(elem52);
           }
           input.readListEnd();
         } else {
@@ -1085,6 +1222,14 @@ const RunRequest = module.exports.RunRequest = class {
         }
         break;
         case 16:
+        if (ftype == Thrift.Type.STRUCT) {
+          this.egress = new ttypes.EgressPlan();
+          this.egress.read(input);
+        } else {
+          input.skip(ftype);
+        }
+        break;
+        case 17:
         if (ftype == Thrift.Type.I64) {
           this.landlockScoped = input.readI64();
         } else {
@@ -1135,10 +1280,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.mounts !== null && this.mounts !== undefined) {
       output.writeFieldBegin('mounts', Thrift.Type.LIST, 7);
       output.writeListBegin(Thrift.Type.STRUCT, this.mounts.length);
-      for (let iter43 in this.mounts) {
-        if (this.mounts.hasOwnProperty(iter43)) {
-          iter43 = this.mounts[iter43];
-          iter43.write(output);
+      for (let iter53 in this.mounts) {
+        if (this.mounts.hasOwnProperty(iter53)) {
+          iter53 = this.mounts[iter53];
+          iter53.write(output);
         }
       }
       output.writeListEnd();
@@ -1152,10 +1297,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.landlock !== null && this.landlock !== undefined) {
       output.writeFieldBegin('landlock', Thrift.Type.LIST, 9);
       output.writeListBegin(Thrift.Type.STRUCT, this.landlock.length);
-      for (let iter44 in this.landlock) {
-        if (this.landlock.hasOwnProperty(iter44)) {
-          iter44 = this.landlock[iter44];
-          iter44.write(output);
+      for (let iter54 in this.landlock) {
+        if (this.landlock.hasOwnProperty(iter54)) {
+          iter54 = this.landlock[iter54];
+          iter54.write(output);
         }
       }
       output.writeListEnd();
@@ -1164,10 +1309,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.cgroupDirs !== null && this.cgroupDirs !== undefined) {
       output.writeFieldBegin('cgroupDirs', Thrift.Type.LIST, 10);
       output.writeListBegin(Thrift.Type.STRING, this.cgroupDirs.length);
-      for (let iter45 in this.cgroupDirs) {
-        if (this.cgroupDirs.hasOwnProperty(iter45)) {
-          iter45 = this.cgroupDirs[iter45];
-          output.writeString(iter45);
+      for (let iter55 in this.cgroupDirs) {
+        if (this.cgroupDirs.hasOwnProperty(iter55)) {
+          iter55 = this.cgroupDirs[iter55];
+          output.writeString(iter55);
         }
       }
       output.writeListEnd();
@@ -1176,10 +1321,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.cgroupWrites !== null && this.cgroupWrites !== undefined) {
       output.writeFieldBegin('cgroupWrites', Thrift.Type.LIST, 11);
       output.writeListBegin(Thrift.Type.STRUCT, this.cgroupWrites.length);
-      for (let iter46 in this.cgroupWrites) {
-        if (this.cgroupWrites.hasOwnProperty(iter46)) {
-          iter46 = this.cgroupWrites[iter46];
-          iter46.write(output);
+      for (let iter56 in this.cgroupWrites) {
+        if (this.cgroupWrites.hasOwnProperty(iter56)) {
+          iter56 = this.cgroupWrites[iter56];
+          iter56.write(output);
         }
       }
       output.writeListEnd();
@@ -1188,10 +1333,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.cgroupProcs !== null && this.cgroupProcs !== undefined) {
       output.writeFieldBegin('cgroupProcs', Thrift.Type.LIST, 12);
       output.writeListBegin(Thrift.Type.STRING, this.cgroupProcs.length);
-      for (let iter47 in this.cgroupProcs) {
-        if (this.cgroupProcs.hasOwnProperty(iter47)) {
-          iter47 = this.cgroupProcs[iter47];
-          output.writeString(iter47);
+      for (let iter57 in this.cgroupProcs) {
+        if (this.cgroupProcs.hasOwnProperty(iter57)) {
+          iter57 = this.cgroupProcs[iter57];
+          output.writeString(iter57);
         }
       }
       output.writeListEnd();
@@ -1200,10 +1345,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.cgroupStats !== null && this.cgroupStats !== undefined) {
       output.writeFieldBegin('cgroupStats', Thrift.Type.LIST, 13);
       output.writeListBegin(Thrift.Type.STRING, this.cgroupStats.length);
-      for (let iter48 in this.cgroupStats) {
-        if (this.cgroupStats.hasOwnProperty(iter48)) {
-          iter48 = this.cgroupStats[iter48];
-          output.writeString(iter48);
+      for (let iter58 in this.cgroupStats) {
+        if (this.cgroupStats.hasOwnProperty(iter58)) {
+          iter58 = this.cgroupStats[iter58];
+          output.writeString(iter58);
         }
       }
       output.writeListEnd();
@@ -1212,10 +1357,10 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.rlimits !== null && this.rlimits !== undefined) {
       output.writeFieldBegin('rlimits', Thrift.Type.LIST, 14);
       output.writeListBegin(Thrift.Type.STRUCT, this.rlimits.length);
-      for (let iter49 in this.rlimits) {
-        if (this.rlimits.hasOwnProperty(iter49)) {
-          iter49 = this.rlimits[iter49];
-          iter49.write(output);
+      for (let iter59 in this.rlimits) {
+        if (this.rlimits.hasOwnProperty(iter59)) {
+          iter59 = this.rlimits[iter59];
+          iter59.write(output);
         }
       }
       output.writeListEnd();
@@ -1226,8 +1371,13 @@ const RunRequest = module.exports.RunRequest = class {
       output.writeBool(this.deferred);
       output.writeFieldEnd();
     }
+    if (this.egress !== null && this.egress !== undefined) {
+      output.writeFieldBegin('egress', Thrift.Type.STRUCT, 16);
+      this.egress.write(output);
+      output.writeFieldEnd();
+    }
     if (this.landlockScoped !== null && this.landlockScoped !== undefined) {
-      output.writeFieldBegin('landlockScoped', Thrift.Type.I64, 16);
+      output.writeFieldBegin('landlockScoped', Thrift.Type.I64, 17);
       output.writeI64(this.landlockScoped);
       output.writeFieldEnd();
     }
@@ -1442,12 +1592,12 @@ const Ready = module.exports.Ready = class {
         case 4:
         if (ftype == Thrift.Type.LIST) {
           this.preloaded = [];
-          const _rtmp351 = input.readListBegin();
-          const _size50 = _rtmp351.size || 0;
-          for (let _i52 = 0; _i52 < _size50; ++_i52) {
-            let elem53 = null;
-            elem53 = input.readString();
-            this.preloaded.push(elem53);
+          const _rtmp361 = input.readListBegin();
+          const _size60 = _rtmp361.size || 0;
+          for (let _i62 = 0; _i62 < _size60; ++_i62) {
+            let elem63 = null;
+            elem63 = input.readString();
+            this.preloaded.push(elem63);
           }
           input.readListEnd();
         } else {
@@ -1478,12 +1628,12 @@ const Ready = module.exports.Ready = class {
         case 8:
         if (ftype == Thrift.Type.LIST) {
           this.preloadedFiles = [];
-          const _rtmp355 = input.readListBegin();
-          const _size54 = _rtmp355.size || 0;
-          for (let _i56 = 0; _i56 < _size54; ++_i56) {
-            let elem57 = null;
-            elem57 = input.readString();
-            this.preloadedFiles.push(elem57);
+          const _rtmp365 = input.readListBegin();
+          const _size64 = _rtmp365.size || 0;
+          for (let _i66 = 0; _i66 < _size64; ++_i66) {
+            let elem67 = null;
+            elem67 = input.readString();
+            this.preloadedFiles.push(elem67);
           }
           input.readListEnd();
         } else {
@@ -1540,10 +1690,10 @@ const Ready = module.exports.Ready = class {
     if (this.preloaded !== null && this.preloaded !== undefined) {
       output.writeFieldBegin('preloaded', Thrift.Type.LIST, 4);
       output.writeListBegin(Thrift.Type.STRING, this.preloaded.length);
-      for (let iter58 in this.preloaded) {
-        if (this.preloaded.hasOwnProperty(iter58)) {
-          iter58 = this.preloaded[iter58];
-          output.writeString(iter58);
+      for (let iter68 in this.preloaded) {
+        if (this.preloaded.hasOwnProperty(iter68)) {
+          iter68 = this.preloaded[iter68];
+          output.writeString(iter68);
         }
       }
       output.writeListEnd();
@@ -1567,10 +1717,10 @@ const Ready = module.exports.Ready = class {
     if (this.preloadedFiles !== null && this.preloadedFiles !== undefined) {
       output.writeFieldBegin('preloadedFiles', Thrift.Type.LIST, 8);
       output.writeListBegin(Thrift.Type.STRING, this.preloadedFiles.length);
-      for (let iter59 in this.preloadedFiles) {
-        if (this.preloadedFiles.hasOwnProperty(iter59)) {
-          iter59 = this.preloadedFiles[iter59];
-          output.writeString(iter59);
+      for (let iter69 in this.preloadedFiles) {
+        if (this.preloadedFiles.hasOwnProperty(iter69)) {
+          iter69 = this.preloadedFiles[iter69];
+          output.writeString(iter69);
         }
       }
       output.writeListEnd();
@@ -2046,12 +2196,12 @@ const Exited = module.exports.Exited = class {
         case 7:
         if (ftype == Thrift.Type.LIST) {
           this.cgroupStats = [];
-          const _rtmp361 = input.readListBegin();
-          const _size60 = _rtmp361.size || 0;
-          for (let _i62 = 0; _i62 < _size60; ++_i62) {
-            let elem63 = null;
-            elem63 = input.readString();
-            this.cgroupStats.push(elem63);
+          const _rtmp371 = input.readListBegin();
+          const _size70 = _rtmp371.size || 0;
+          for (let _i72 = 0; _i72 < _size70; ++_i72) {
+            let elem73 = null;
+            elem73 = input.readString();
+            this.cgroupStats.push(elem73);
           }
           input.readListEnd();
         } else {
@@ -2109,10 +2259,10 @@ const Exited = module.exports.Exited = class {
     if (this.cgroupStats !== null && this.cgroupStats !== undefined) {
       output.writeFieldBegin('cgroupStats', Thrift.Type.LIST, 7);
       output.writeListBegin(Thrift.Type.STRING, this.cgroupStats.length);
-      for (let iter64 in this.cgroupStats) {
-        if (this.cgroupStats.hasOwnProperty(iter64)) {
-          iter64 = this.cgroupStats[iter64];
-          output.writeString(iter64);
+      for (let iter74 in this.cgroupStats) {
+        if (this.cgroupStats.hasOwnProperty(iter74)) {
+          iter74 = this.cgroupStats[iter74];
+          output.writeString(iter74);
         }
       }
       output.writeListEnd();
