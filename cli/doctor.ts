@@ -545,8 +545,11 @@ export async function main(argv: string[]): Promise<number> {
     host: {
       status: 'warning' as Status,
       detail:
-        "sandbox.network is 'host': jobs share the host's network namespace, with no network isolation. They reach every service listening on the host's loopback, the LAN, and cloud metadata endpoints (169.254.169.254), with the host's addresses. (Unix sockets stay closed to them.)",
-      fix: "Use sandbox.network 'none' (the default) unless jobs must reach the network, and 'egress' if they need the internet only. Keep 'host' for a spawner whose jobs you trust with the host's network, behind a firewall of your own (docs/security-model.md).",
+        "sandbox.network is 'host': jobs share the host's network namespace, with no network isolation. They reach every service " +
+        "listening on the host's loopback, the LAN, and cloud metadata endpoints (169.254.169.254), with the host's addresses. (Unix sockets stay closed to them.)",
+      fix:
+        "Use sandbox.network 'none' (the default) unless jobs must reach the network, and 'egress' if they need the internet only. " +
+        "Keep 'host' for a spawner whose jobs you trust with the host's network, behind a firewall of your own (docs/security-model.md).",
     },
   };
   add({ name: 'network', ...networkModes[args.network] });

@@ -14,7 +14,7 @@ import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
 import type { SandboxOptions } from '../lib/index.js';
