@@ -28,9 +28,10 @@ interface Args {
   json: boolean;
   limits: 'cgroup' | 'rlimit' | 'none';
   cgroupRoot: string | null;
+  network: 'none' | 'egress' | 'host';
 }
 
-const usage = `Usage: nodespawner doctor [--json] [--limits cgroup|rlimit|none] [--cgroup-root <dir>]
+const usage = `Usage: nodespawner doctor [--json] [--limits cgroup|rlimit|none] [--cgroup-root <dir>] [--network none|egress|host]
 
 Checks this host for what nodespawner needs: Linux on x86_64, Node.js, the native addon, user
 namespaces, the own root (mounts), seccomp, Landlock, cgroups, what running as root means, and
@@ -42,11 +43,13 @@ works / missing, with the fix. Exit code 0 when everything needed works, 1 other
   --limits <mode>      the sandbox.limits your app uses (default: $NODESPAWNER_LIMITS or 'cgroup');
                        with 'rlimit' or 'none', unusable cgroups are a warning, not missing
   --cgroup-root <dir>  the sandbox.cgroupRoot your app passes (a delegated cgroup v2 directory)
+  --network <mode>     the sandbox.network your app uses: none (default), egress or host; 'host' is a warning:
+                       jobs then have the host's network, with no isolation
 `;
 
 function parseArgs(argv: string[]): Args | string {
   const env = process.env.NODESPAWNER_LIMITS;
-  const a: Args = { json: false, limits: env === 'rlimit' || env === 'none' ? env : 'cgroup', cgroupRoot: null };
+  const a: Args = { json: false, limits: env === 'rlimit' || env === 'none' ? env : 'cgroup', cgroupRoot: null, network: 'none' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--json') a.json = true;
@@ -54,6 +57,10 @@ function parseArgs(argv: string[]): Args | string {
       const v = argv[++i];
       if (v !== 'cgroup' && v !== 'rlimit' && v !== 'none') return `--limits takes cgroup, rlimit or none, got ${v}`;
       a.limits = v;
+    } else if (arg === '--network') {
+      const v = argv[++i];
+      if (v !== 'none' && v !== 'egress' && v !== 'host') return `--network takes none, egress or host, got ${v}`;
+      a.network = v;
     } else if (arg === '--cgroup-root') {
       const v = argv[++i];
       if (!v || !v.startsWith('/')) return `--cgroup-root takes an absolute path, got ${v}`;
@@ -530,6 +537,22 @@ export async function main(argv: string[]): Promise<number> {
       fix,
     });
   }
+
+  // --- network ------------------------------------------------------------------------------------
+  const networkModes = {
+    none: { status: 'works' as Status, detail: "sandbox.network is 'none': each job has a network namespace of its own with only a loopback that is down" },
+    egress: { status: 'works' as Status, detail: "sandbox.network is 'egress': jobs reach public addresses only, through a firewall in their own network namespace (see egress below)" },
+    host: {
+      status: 'warning' as Status,
+      detail:
+        "sandbox.network is 'host': jobs share the host's network namespace, with no network isolation. They reach every service " +
+        "listening on the host's loopback, the LAN, and cloud metadata endpoints (169.254.169.254), with the host's addresses. (Unix sockets stay closed to them.)",
+      fix:
+        "Use sandbox.network 'none' (the default) unless jobs must reach the network, and 'egress' if they need the internet only. " +
+        "Keep 'host' for a spawner whose jobs you trust with the host's network, behind a firewall of your own (docs/security-model.md).",
+    },
+  };
+  add({ name: 'network', ...networkModes[args.network] });
 
   // --- heap arena ---------------------------------------------------------------------------------
   if (sandbox?.info) {

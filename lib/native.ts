@@ -22,6 +22,7 @@ export interface ForkJobRequest {
   gid: number;
   mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number; content?: string }>;
   landlockHandled: number;
+  landlockScoped: number;
   landlock: Array<{ path: string; access: number }>;
   seccomp: Uint8Array;
   cgroupDirs: string[];

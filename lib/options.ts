@@ -184,8 +184,17 @@ export function expectedMessage(name: string, what: string, got: unknown): strin
 
 const networkModes: readonly NetworkMode[] = ['none', 'egress', 'host'];
 
+/**
+ * `sandbox.network` or a run's `network`. The booleans of earlier versions are refused with a
+ * message that says what each became: `true` gave jobs the host's network, unisolated, which a
+ * boolean did not make plain.
+ */
 function network(name: string, v: unknown, fallback: NetworkMode): NetworkMode {
   if (v === undefined) return fallback;
+  if (typeof v === 'boolean') {
+    const now = v ? "'host' (the host's network, no isolation) or 'egress'" : "'none'";
+    throw new InvalidOptionError(`${expectedMessage(name, "'none', 'egress' or 'host'", v)}; \`${v}\` is now ${now}`);
+  }
   if (!networkModes.includes(v as NetworkMode)) throw expected(name, "'none', 'egress' or 'host'", v);
   return v as NetworkMode;
 }
@@ -262,6 +271,12 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
     if (!Array.isArray(v)) throw expected(`sandbox.${name}`, 'an array of absolute paths', v);
     return v.map((p) => checkBindable(`sandbox.${name}`, p));
   };
+  const writablePaths = paths('writablePaths');
+  const readOnlyPaths = paths('readOnlyPaths');
+  for (const p of readOnlyPaths) {
+    const w = writablePaths.find((d) => p === d || p.startsWith(d.endsWith('/') ? d : `${d}/`));
+    if (w !== undefined) throw expected('sandbox.readOnlyPaths', `outside sandbox.writablePaths (jobs can write ${w}, so nothing in it is read-only to them)`, p);
+  }
   const hostname = sandbox.hostname ?? 'nodespawner';
   if (typeof hostname !== 'string' || !hostnamePattern.test(hostname)) throw expected('sandbox.hostname', 'a hostname of 1 to 63 letters, digits and hyphens', hostname);
   const env = o.env ?? {};
@@ -288,8 +303,8 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
       dns: resolveDns(sandbox.dns),
       hostname,
       tmpSize: integer('sandbox.tmpSize', sandbox.tmpSize, 64 * 2 ** 20),
-      readOnlyPaths: paths('readOnlyPaths'),
-      writablePaths: paths('writablePaths'),
+      readOnlyPaths,
+      writablePaths,
       filesystem: sandbox.filesystem ?? true,
       landlock: sandbox.landlock ?? true,
       seccomp: sandbox.seccomp ?? true,

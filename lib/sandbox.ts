@@ -1,8 +1,8 @@
 // Sandbox policy for one job, decided here and executed by native/ in one ordered list:
 // the clone flags, the job's ids, the filesystem plan (what is bound into the new root) and the
 // Landlock rules that mirror it.
-import { existsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { dirname, join, normalize } from 'node:path';
 import { native, packageRoot } from './native.js';
 import { InvalidOptionError } from './errors.js';
 import { etcHosts, resolvConf } from './egress.js';
@@ -13,11 +13,19 @@ import type { NetworkMode } from './options.js';
 export const jobUid = 1000;
 export const jobGid = 1000;
 
-export const MountKind = { Bind: 1, Tmpfs: 2, Proc: 3, Device: 4, File: 5 } as const;
+export const MountKind = { Bind: 1, Tmpfs: 2, Proc: 3, Device: 4, File: 5, Symlink: 6 } as const;
+
+/**
+ * Where binds that belong under the job's writable /tmp are mounted instead (each at this prefix
+ * plus its host path), with a symlink at the host path: see {@link mountPlan}.
+ */
+export const relocatedBinds = '/.nodespawner';
 
 export interface MountOp {
   kind: number;
+  /** Host path (binds, devices); for a symlink, the link's text (a path inside the job's root). */
   source: string;
+  /** Absolute path inside the job's root. */
   target: string;
   writable: boolean;
   sizeBytes: number;
@@ -59,10 +67,23 @@ const devices = ['/dev/null', '/dev/zero', '/dev/random', '/dev/urandom'];
 /** Directories whose whole content must not be bound for the sake of one job file in them. */
 const sharedDirs = new Set(['/', '/tmp', '/var/tmp', '/dev', '/dev/shm', '/proc', '/sys', '/run', '/home', '/root']);
 
-function nearestPackageJson(dir: string): string | null {
+/**
+ * Whether anyone may create entries in `dir` (a sticky /tmp, say). What such a directory holds
+ * (a node_modules or package.json, or a symlink by that name to any path) is nobody's choice in
+ * particular, so the plan binds nothing it finds there.
+ */
+function worldWritable(dir: string): boolean {
+  try {
+    return (statSync(dir).mode & 0o002) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+function nearestPackageJson(dir: string, untrusted: (dir: string) => boolean = worldWritable): string | null {
   for (let d = dir; ; d = dirname(d)) {
     const p = join(d, 'package.json');
-    if (existsSync(p)) return p;
+    if (!untrusted(d) && existsSync(p)) return p;
     if (dirname(d) === d) return null;
   }
 }
@@ -73,6 +94,14 @@ export function packageDirOf(file: string): string {
   return pkg && dirname(pkg) !== '/' ? dirname(pkg) : dirname(file);
 }
 
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path; // gone: the child's bind reports it
+  }
+}
+
 function isInside(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }
@@ -81,9 +110,15 @@ function isInside(path: string, dir: string): boolean {
  * The job's filesystem: /proc of its own PID namespace, a size-limited writable /tmp, four device
  * nodes, and read-only binds of nodespawner itself, the preloaded packages, the job's directory,
  * the node_modules directories its imports resolve through and its package.json; plus what the
- * options add. Every bind keeps its host path. A job with `network` 'egress' also gets an
+ * options add. Every bind is reachable at its host path. A job with `network` 'egress' also gets an
  * /etc/resolv.conf (sandbox.dns) and an /etc/hosts of its own, written before the binds so that a
  * bind of /etc covers them.
+ *
+ * A Landlock rule covers everything beneath its path, mounts included, and the job's /tmp has
+ * every right. So no bind is mounted beneath /tmp: one whose host path is under /tmp (a job in a
+ * temp directory, say) is mounted at {@link relocatedBinds} + its host path, and a symlink at
+ * its host path in the job's /tmp leads there. Its Landlock rights are then its own (read-only:
+ * no opening a host FIFO for writing), whatever the job does in /tmp.
  */
 export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: string[], network: NetworkMode = policy.network): MountOp[] {
   if (!policy.filesystem) return [];
@@ -98,8 +133,15 @@ export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: s
       { kind: MountKind.File, source: '', target: '/etc/hosts', writable: false, sizeBytes: 0, content: etcHosts(policy.hostname) },
     );
   }
+  // Nothing is bound from inside a writable path: a job could have left a symlink there, by any
+  // name, to any host path, for the next job's plan to follow (what is there is in every job's
+  // root anyway, writable, through the writable bind). Nor does the plan bind what it finds
+  // (node_modules, package.json) in a directory anyone may write.
+  const inWritable = (d: string) => policy.writablePaths.some((w) => isInside(d, w));
+  const untrusted = (d: string) => inWritable(d) || worldWritable(d);
   const binds: Array<{ path: string; writable: boolean }> = [];
   const add = (path: string, writable: boolean) => {
+    if (!writable && inWritable(path)) return;
     if (binds.some((b) => b.writable === writable && isInside(path, b.path))) return;
     binds.push({ path, writable });
   };
@@ -109,23 +151,36 @@ export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: s
   add(sharedDirs.has(jobDir) ? jobPath : jobDir, false);
   for (let d = jobDir; ; d = dirname(d)) {
     const nm = join(d, 'node_modules');
-    if (existsSync(nm)) add(nm, false);
+    if (!untrusted(d) && existsSync(nm)) add(nm, false);
     if (dirname(d) === d) break;
   }
-  const pkg = nearestPackageJson(jobDir);
+  const pkg = nearestPackageJson(jobDir, untrusted);
   if (pkg) add(pkg, false);
   for (const p of policy.readOnlyPaths) add(p, false);
   for (const p of policy.writablePaths) add(p, true);
   // Parents before children, so that a nested bind lands inside its parent's bind.
   binds.sort((a, b) => a.path.length - b.path.length);
-  for (const b of binds) ops.push({ kind: MountKind.Bind, source: b.path, target: b.path, writable: b.writable, sizeBytes: 0 });
-  return ops;
+  const links: MountOp[] = [];
+  for (const b of binds) {
+    const relocate = b.path !== '/tmp' && isInside(b.path, '/tmp');
+    const target = relocate ? relocatedBinds + b.path : b.path;
+    // The source without symlinks: the child resolves it under the staging root, where an
+    // absolute symlink would point elsewhere. The job still finds it at the path it was given.
+    ops.push({ kind: MountKind.Bind, source: realpathOr(b.path), target, writable: b.writable, sizeBytes: 0 });
+    // One link per outermost relocated bind; a nested one is reached through its parent's.
+    const nested = binds.some((p) => p !== b && p.path.length < b.path.length && isInside(b.path, p.path));
+    if (relocate && !nested) links.push({ kind: MountKind.Symlink, source: target, target: b.path, writable: false, sizeBytes: 0 });
+  }
+  return [...ops, ...links];
 }
 
 // Landlock access rights (linux/landlock.h), by ABI.
 const LL = {
   EXECUTE: 1 << 0, WRITE_FILE: 1 << 1, READ_FILE: 1 << 2, READ_DIR: 1 << 3, TRUNCATE: 1 << 14, IOCTL_DEV: 1 << 15,
 };
+
+/** Landlock scopes (ABI 6): IPC the domain may not start with processes outside it. */
+export const LandlockScope = { AbstractUnixSocket: 1 << 0, Signal: 1 << 1 } as const;
 
 export function landlockHandled(abi: number): number {
   if (abi >= 5) return (1 << 16) - 1;
@@ -137,24 +192,37 @@ export function landlockHandled(abi: number): number {
 
 /**
  * Landlock rules mirroring the mount plan: read where binds are read-only, all rights where
- * writable. For a bound file the child keeps only the file rights among them (native/landlock.cc).
+ * writable (symlinks get none: what they lead to has its own rule). For a bound file the child
+ * keeps only the file rights among them (native/landlock.cc). From ABI 6 the job is also scoped:
+ * it can neither connect to an abstract unix socket nor signal a process outside its domain.
+ * `onHost`: the mount layer is off, so the rules name the binds' host paths.
  */
-export function landlockRules(mounts: MountOp[], abi: number): { handled: number; rules: LandlockRule[] } {
+export function landlockRules(mounts: MountOp[], abi: number, onHost = false): { handled: number; scoped: number; rules: LandlockRule[] } {
   const handled = landlockHandled(abi);
-  if (handled === 0) return { handled: 0, rules: [] };
+  if (handled === 0) return { handled: 0, scoped: 0, rules: [] };
   const read = LL.READ_FILE | LL.READ_DIR;
   const device = LL.READ_FILE | LL.WRITE_FILE | LL.TRUNCATE | LL.IOCTL_DEV;
   const rules: LandlockRule[] = [{ path: '/', access: LL.READ_DIR }];
   for (const m of mounts) {
+    if (m.kind === MountKind.Symlink) continue;
     const access = m.kind === MountKind.Device ? device : m.writable ? handled : read;
-    rules.push({ path: m.target, access: access & handled });
+    rules.push({ path: onHost && m.kind === MountKind.Bind ? m.source : m.target, access: access & handled });
   }
-  return { handled, rules };
+  const scoped = abi >= 6 ? LandlockScope.AbstractUnixSocket | LandlockScope.Signal : 0;
+  return { handled, scoped, rules };
 }
 
-/** Whether a path given in options is an existing absolute path (binds of missing paths fail the job). */
+/**
+ * Whether a path given in options is an existing absolute path (binds of missing paths fail the
+ * job) that the job's own root leaves to binds: not `/`, the job's `/tmp` or `/proc` (a bind
+ * there would hide them, and take the job's every right on `/tmp`), nor where relocated binds go.
+ */
 export function checkBindable(name: string, path: unknown): string {
   if (typeof path !== 'string' || !path.startsWith('/')) throw new InvalidOptionError(`Expected \`${name}\` to hold absolute paths, got \`${String(path)}\``);
+  const normal = normalize(path).replace(/(.)\/$/, '$1');
+  if (normal === '/' || normal === '/tmp' || isInside(normal, '/proc') || isInside(normal, relocatedBinds)) {
+    throw new InvalidOptionError(`Expected \`${name}\` to hold paths other than /, /tmp, /proc and ${relocatedBinds} (each job has its own), got \`${path}\``);
+  }
   try {
     statSync(path);
   } catch (e) {

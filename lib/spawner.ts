@@ -515,7 +515,7 @@ export class Spawner extends EventEmitter {
     const mounts = policy.filesystem ? plan : [];
     // Without the mount layer there is no root of the job's own to write files into.
     const landlockPlan = policy.filesystem ? plan : plan.filter((m) => m.kind !== MountKind.File);
-    const landlock = policy.landlock ? landlockRules(landlockPlan, this.info.landlockAbi) : { handled: 0, rules: [] };
+    const landlock = policy.landlock ? landlockRules(landlockPlan, this.info.landlockAbi, !policy.filesystem) : { handled: 0, scoped: 0, rules: [] };
     const egress = network === 'egress' && this.egress !== null && typeof this.egress !== 'string' ? new T.EgressPlan(this.egress) : null;
     return {
       hostname: policy.hostname,
@@ -525,6 +525,7 @@ export class Spawner extends EventEmitter {
       gid: jobGid,
       mounts: mounts.map((m) => new T.MountOp(m)),
       landlockHandled: landlock.handled,
+      landlockScoped: landlock.scoped,
       landlock: landlock.rules.map((r) => new T.LandlockRule(r)),
       ...cgroups,
       cgroupWrites: cgroups.cgroupWrites.map((w) => new T.CgroupWrite(w)),

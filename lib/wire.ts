@@ -34,6 +34,7 @@ export interface RunRequest {
   gid: number;
   mounts: Array<{ kind: number; source: string; target: string; writable: boolean; sizeBytes: number; content?: string | null }>;
   landlockHandled: unknown;
+  landlockScoped: unknown;
   landlock: Array<{ path: string; access: unknown }>;
   cgroupDirs: string[];
   cgroupWrites: Array<{ path: string; value: string }>;

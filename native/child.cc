@@ -201,7 +201,7 @@ bool Specialize(const ChildPlan& p, Failure* f) {
   RETURN_ON_FAILURE(SetResourceLimits(*p.rlimits, p.inheritedDataBytes, f));
   // Privileges last among the steps that need them; Landlock needs no_new_privs (set here).
   RETURN_ON_FAILURE(DropPrivileges(p.uid, p.gid, f));
-  RETURN_ON_FAILURE(RestrictFilesystem(p.landlockHandled, *p.landlock, f));
+  RETURN_ON_FAILURE(RestrictFilesystem(p.landlockHandled, p.landlockScoped, *p.landlock, f));
   // Last: from here on only the syscalls the policy allows.
   RETURN_ON_FAILURE(InstallSeccomp(*p.seccomp, f));
   return true;

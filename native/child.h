@@ -37,6 +37,7 @@ struct ChildPlan {
   const std::vector<FdIdentity>* zygoteFds;  // what the zygote had open when it forked
   const std::vector<MountOp>* mounts;
   uint64_t landlockHandled;
+  uint64_t landlockScoped;
   const std::vector<LandlockRule>* landlock;
   const std::vector<uint8_t>* seccomp;
   const std::vector<RlimitOp>* rlimits;

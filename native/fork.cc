@@ -178,7 +178,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     close(err[0]);
     close(note[0]);
     ChildPlan plan = {sync[0], r.statusFd, r.stdoutFd, r.stderrFd, r.resultFd, r.payloadFd, note[1], r.hostname, r.uid, r.gid,
-                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, &r.landlock, &r.seccomp, &r.rlimits, inheritedData};
+                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, r.landlockScoped, &r.landlock, &r.seccomp, &r.rlimits, inheritedData};
     if (!Specialize(plan, &f)) {
       ssize_t ignored = write(err[1], &f, sizeof f);
       (void)ignored;

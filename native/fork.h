@@ -30,6 +30,7 @@ struct ForkRequest {
   gid_t gid;
   std::vector<MountOp> mounts;
   uint64_t landlockHandled;
+  uint64_t landlockScoped;
   std::vector<LandlockRule> landlock;
   std::vector<uint8_t> seccomp;
   CgroupPlan cgroups;

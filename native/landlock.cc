@@ -16,16 +16,26 @@ namespace ns {
 constexpr uint64_t kFileRights = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |
                                  (uint64_t{1} << 14) | (uint64_t{1} << 15);
 
+// struct landlock_ruleset_attr as of ABI 6, spelled out for kernel headers that predate it.
+struct RulesetAttr {
+  uint64_t handledAccessFs;
+  uint64_t handledAccessNet;
+  uint64_t scoped;
+};
+
 int LandlockAbi() {
   long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
   return abi < 0 ? -errno : static_cast<int>(abi);
 }
 
-bool RestrictFilesystem(uint64_t handledAccess, const std::vector<LandlockRule>& rules, Failure* f) {
+bool RestrictFilesystem(uint64_t handledAccess, uint64_t scoped, const std::vector<LandlockRule>& rules, Failure* f) {
   if (handledAccess == 0) return true;
-  struct landlock_ruleset_attr attr = {};
-  attr.handled_access_fs = handledAccess;
-  int ruleset = static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0));
+  RulesetAttr attr = {};
+  attr.handledAccessFs = handledAccess;
+  attr.scoped = scoped;
+  // Without scopes, only the first field: what every ABI knows.
+  size_t size = scoped != 0 ? sizeof attr : sizeof attr.handledAccessFs;
+  int ruleset = static_cast<int>(syscall(SYS_landlock_create_ruleset, &attr, size, 0));
   if (ruleset < 0) return Fail(f, "landlock", "landlock_create_ruleset", errno);
   for (const LandlockRule& rule : rules) {
     int fd = open(rule.path.c_str(), O_PATH | O_CLOEXEC);

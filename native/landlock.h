@@ -17,7 +17,8 @@ struct LandlockRule {
 // Highest Landlock ABI of this kernel, or -errno (EOPNOTSUPP / ENOSYS when absent or disabled).
 int LandlockAbi();
 
-// handledAccess == 0 means Landlock is off for this job.
-bool RestrictFilesystem(uint64_t handledAccess, const std::vector<LandlockRule>& rules, Failure* f);
+// handledAccess == 0 means Landlock is off for this job. `scoped`: LANDLOCK_SCOPE_* bits (ABI 6),
+// 0 where the kernel has no scopes.
+bool RestrictFilesystem(uint64_t handledAccess, uint64_t scoped, const std::vector<LandlockRule>& rules, Failure* f);
 
 }  // namespace ns

@@ -12,6 +12,14 @@
 
 namespace ns {
 
+// mount_setattr(2) (Linux 5.12), spelled out for C libraries that predate it.
+constexpr long kSysMountSetattr = 442;  // the same number on every architecture
+constexpr unsigned kAtRecursive = 0x8000;
+constexpr uint64_t kAttrRdonly = 0x1, kAttrNosuid = 0x2, kAttrNodev = 0x4;
+struct MountAttr {
+  uint64_t attrSet, attrClr, propagation, usernsFd;
+};
+
 // Staging: the new root is assembled at kNewRoot while the host's root stays reachable at
 // kOldRoot, as bubblewrap does; both live on a throwaway tmpfs mounted over /tmp.
 static const char kBase[] = "/tmp";
@@ -31,15 +39,18 @@ static bool Mkdirs(const char* path, Failure* f, const char* step) {
   return true;
 }
 
+static bool MakeParent(const char* path, Failure* f) {
+  char parent[4096];
+  snprintf(parent, sizeof parent, "%s", path);
+  char* slash = strrchr(parent, '/');
+  if (slash == nullptr || slash == parent) return true;
+  *slash = '\0';
+  return Mkdirs(parent, f, "mount point");
+}
+
 static bool MakeMountPoint(const char* target, bool directory, Failure* f) {
   if (directory) return Mkdirs(target, f, "mount point");
-  char parent[4096];
-  snprintf(parent, sizeof parent, "%s", target);
-  char* slash = strrchr(parent, '/');
-  if (slash != nullptr && slash != parent) {
-    *slash = '\0';
-    RETURN_ON_FAILURE(Mkdirs(parent, f, "mount point"));
-  }
+  RETURN_ON_FAILURE(MakeParent(target, f));
   int fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0 && errno != EEXIST) return Fail(f, "mount point", "open", errno, target);
   if (fd >= 0) close(fd);
@@ -47,18 +58,33 @@ static bool MakeMountPoint(const char* target, bool directory, Failure* f) {
 }
 
 // A bind mount becomes read-only by a remount, which must keep the flags the kernel locked on
-// the source (nodev, nosuid, noexec...) or a user namespace gets EPERM.
-static bool RemountReadOnly(const char* target, Failure* f) {
+// the source (nodev, nosuid, noexec...) or a user namespace gets EPERM. Only the fallback for
+// kernels without mount_setattr (before 5.12): it reaches the top mount, not the ones beneath it.
+static bool Remount(const char* target, bool writable, Failure* f) {
   struct statvfs sv;
-  if (statvfs(target, &sv) != 0) return Fail(f, "read-only bind", "statvfs", errno, target);
-  unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV;
+  if (statvfs(target, &sv) != 0) return Fail(f, "bind flags", "statvfs", errno, target);
+  unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (writable ? 0 : MS_RDONLY);
+  if (sv.f_flag & ST_RDONLY) flags |= MS_RDONLY;
   if (sv.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
   if (sv.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
   if (sv.f_flag & ST_NOATIME) flags |= MS_NOATIME;
   else if (sv.f_flag & ST_RELATIME) flags |= MS_RELATIME;
   else flags |= MS_STRICTATIME;
-  if (mount(nullptr, target, nullptr, flags, nullptr) != 0) return Fail(f, "read-only bind", "mount(MS_REMOUNT|MS_RDONLY)", errno, target);
+  if (mount(nullptr, target, nullptr, flags, nullptr) != 0) return Fail(f, "bind flags", "mount(MS_REMOUNT)", errno, target);
   return true;
+}
+
+// nosuid and nodev on a bind and on every mount beneath it (MS_REC brought them along), and
+// read-only unless the bind is writable: a host device node or a host mount inside a bound tree
+// gives the job nothing more than the tree itself.
+static bool RestrictBind(const char* target, bool writable, Failure* f) {
+  MountAttr attr = {};
+  attr.attrSet = kAttrNosuid | kAttrNodev | (writable ? 0 : kAttrRdonly);
+  if (syscall(kSysMountSetattr, AT_FDCWD, target, kAtRecursive | AT_SYMLINK_NOFOLLOW, &attr, sizeof attr) == 0) return true;
+  // ENOSYS: a kernel before 5.12; EPERM: also what a container's seccomp profile answers for a
+  // call it does not know. The remount then says whether the flags can be set at all.
+  if (errno != ENOSYS && errno != EPERM) return Fail(f, "bind flags", "mount_setattr(AT_RECURSIVE)", errno, target);
+  return Remount(target, writable, f);
 }
 
 static bool Bind(const MountOp& op, Failure* f) {
@@ -69,9 +95,17 @@ static bool Bind(const MountOp& op, Failure* f) {
   if (stat(source, &st) != 0) return Fail(f, "bind", "stat", errno, op.source.c_str());
   RETURN_ON_FAILURE(MakeMountPoint(target, S_ISDIR(st.st_mode), f));
   if (mount(source, target, nullptr, MS_BIND | MS_REC, nullptr) != 0) return Fail(f, "bind", "mount(MS_BIND)", errno, op.source.c_str());
-  // Device nodes keep the host mount's flags (a remount could only add restrictions that would
-  // make them unusable); everything else not named writable becomes read-only.
-  if (!op.writable && op.kind != MountKind::kDevice) RETURN_ON_FAILURE(RemountReadOnly(target, f));
+  // Device nodes keep the host mount's flags (nodev would make them unusable).
+  if (op.kind != MountKind::kDevice) RETURN_ON_FAILURE(RestrictBind(target, op.writable, f));
+  return true;
+}
+
+// A symlink in the new root (in the job's /tmp: the way to a bind mounted elsewhere).
+static bool Symlink(const MountOp& op, Failure* f) {
+  char target[4096];
+  snprintf(target, sizeof target, "%s%s", kNewRoot, op.target.c_str());
+  RETURN_ON_FAILURE(MakeParent(target, f));
+  if (symlink(op.source.c_str(), target) != 0) return Fail(f, "symlink", "symlink", errno, op.target.c_str());
   return true;
 }
 
@@ -152,6 +186,9 @@ bool SetupFilesystem(const std::vector<MountOp>& ops, Failure* f) {
         break;
       case MountKind::kFile:
         RETURN_ON_FAILURE(File(op, f));
+        break;
+      case MountKind::kSymlink:
+        RETURN_ON_FAILURE(Symlink(op, f));
         break;
     }
   }

@@ -9,11 +9,11 @@
 
 namespace ns {
 
-enum class MountKind : int { kBind = 1, kTmpfs = 2, kProc = 3, kDevice = 4, kFile = 5 };
+enum class MountKind : int { kBind = 1, kTmpfs = 2, kProc = 3, kDevice = 4, kFile = 5, kSymlink = 6 };
 
 struct MountOp {
   MountKind kind;
-  std::string source;  // host path (binds, devices)
+  std::string source;  // host path (binds, devices); the link's text (symlinks)
   std::string target;  // absolute path inside the new root
   bool writable;
   int64_t sizeBytes;   // tmpfs only

@@ -17,7 +17,12 @@
 #include <linux/io_uring.h>
 #include <sched.h>
 #include <signal.h>
+#include <mqueue.h>
+#include <sys/ipc.h>
 #include <sys/mount.h>
+#include <sys/msg.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -185,13 +190,46 @@ Outcome Try(const std::string& name, Args& a) {
     struct timespec ts = {0, -1};
     return Done(syscall(SYS_clock_settime, CLOCK_REALTIME, &ts));
   }
+  // System V and POSIX IPC by key or name: a job must not find the host's objects (its IPC
+  // namespace is its own). With IPC_CREAT/O_CREAT in `flags`, the test process makes the host's
+  // objects through the same calls.
+  if (name == "shmget") return Done(syscall(SYS_shmget, a.Number(0, 0), 4096UL, a.Number(1, 0)));
+  if (name == "shmctl-rmid") return Done(syscall(SYS_shmctl, a.Number(0, -1), IPC_RMID, nullptr));
+  if (name == "msgget") return Done(syscall(SYS_msgget, a.Number(0, 0), a.Number(1, 0)));
+  if (name == "msgctl-rmid") return Done(syscall(SYS_msgctl, a.Number(0, -1), IPC_RMID, nullptr));
+  if (name == "mq_open") {
+    // The raw call takes the name without glibc's leading slash.
+    long fd = syscall(SYS_mq_open, a.String(0, "nodespawner-probe"), a.Number(1, O_RDWR), 0666L, nullptr);
+    Outcome o = Done(fd);
+    if (fd >= 0) close(static_cast<int>(fd));
+    return o;
+  }
+  if (name == "mq_unlink") return Done(syscall(SYS_mq_unlink, a.String(0, "nodespawner-probe")));
+  // A FIFO of the job's making, where another job or the host could open it (writablePaths).
+  if (name == "mknod-fifo") return Done(syscall(SYS_mknodat, AT_FDCWD, a.String(0, "/tmp/fifo"), static_cast<long>(S_IFIFO | 0666), 0L));
+  // A process the job leaves behind: forks a child that, after `ms` milliseconds, creates the
+  // file `path` (a place the test watches) and exits. Returns the child's pid at once.
+  if (name == "fork-linger") {
+    const char* path = a.String(0, "/tmp/lingered");
+    long ms = a.Number(1, 1000);
+    long pid = syscall(SYS_clone, static_cast<unsigned long>(SIGCHLD), nullptr, nullptr, nullptr, 0);
+    if (pid == 0) {
+      struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+      while (syscall(SYS_nanosleep, &t, &t) != 0 && errno == EINTR) {
+      }
+      int fd = static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+      if (fd >= 0) syscall(SYS_close, fd);
+      syscall(SYS_exit_group, 0);
+    }
+    return Done(pid);
+  }
   return {-1, -1};
 }
 
 const char kAttacks[] =
     "ptrace-traceme, ptrace-attach, mount, umount2, unshare-user, clone-user, clone3-user, setns, io_uring_setup, bpf, keyctl, keyctl-search, keyctl-read, "
     "keyctl-join-session, add_key, perf_event_open, userfaultfd, process_vm_readv, kill, socket, sethostname, setuid, chroot, pivot_root, open_by_handle_at, init_module, "
-    "reboot, kexec_load, clock_settime";
+    "reboot, kexec_load, clock_settime, shmget, shmctl-rmid, msgget, msgctl-rmid, mq_open, mq_unlink, mknod-fifo, fork-linger";
 
 Napi::Value TrySyscall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -163,7 +163,7 @@ static bool ParseMounts(const Napi::Value& v, std::vector<MountOp>* out) {
     bool ok = true;
     int kind = Int(o, "kind", &ok);
     Napi::Value source = o.Get("source"), target = o.Get("target"), size = o.Get("sizeBytes");
-    if (!ok || kind < 1 || kind > 5 || !source.IsString() || !target.IsString() || !size.IsNumber()) return false;
+    if (!ok || kind < static_cast<int>(MountKind::kBind) || kind > static_cast<int>(MountKind::kSymlink) || !source.IsString() || !target.IsString() || !size.IsNumber()) return false;
     std::string t = target.As<Napi::String>();
     if (t.empty() || t[0] != '/' || t.size() > 3000) return false;
     Napi::Value content = o.Get("content");
@@ -175,9 +175,10 @@ static bool ParseMounts(const Napi::Value& v, std::vector<MountOp>* out) {
 }
 
 static bool ParseLandlock(const Napi::Object& o, ForkRequest* r) {
-  Napi::Value handled = o.Get("landlockHandled"), rules = o.Get("landlock");
-  if (!handled.IsNumber() || !rules.IsArray()) return false;
+  Napi::Value handled = o.Get("landlockHandled"), scoped = o.Get("landlockScoped"), rules = o.Get("landlock");
+  if (!handled.IsNumber() || !scoped.IsNumber() || !rules.IsArray()) return false;
   r->landlockHandled = static_cast<uint64_t>(handled.As<Napi::Number>().DoubleValue());
+  r->landlockScoped = static_cast<uint64_t>(scoped.As<Napi::Number>().DoubleValue());
   Napi::Array list = rules.As<Napi::Array>();
   for (uint32_t i = 0; i < list.Length(); i++) {
     Napi::Value e = list.Get(i);
@@ -252,7 +253,7 @@ static bool ParseRlimits(const Napi::Value& v, std::vector<RlimitOp>* out) {
 static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   const char* usage =
       "forkJob({statusFd, stdoutFd, stderrFd, resultFd, payloadFd, controlFd, hostname, outerUid, outerGid, uid, gid, cloneFlags, "
-      "mounts, landlockHandled, landlock, seccomp, cgroupDirs, cgroupWrites, cgroupProcs, cgroupStats, rlimits, egress, receivedNs})";
+      "mounts, landlockHandled, landlockScoped, landlock, seccomp, cgroupDirs, cgroupWrites, cgroupProcs, cgroupStats, rlimits, egress, receivedNs})";
   if (info.Length() < 1 || !info[0].IsObject()) return Usage(info.Env(), usage);
   Napi::Object o = info[0].As<Napi::Object>();
   bool ok = true;

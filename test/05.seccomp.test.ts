@@ -241,15 +241,27 @@ describe('seccomp: defaultJobPolicy through the interpreter', function () {
     expect(verdict('prctl', [0x59616d61])).to.equal(`errno(${Errno.EINVAL})`); // PR_SET_PTRACER
   });
 
-  it('allows unix, IP and route-netlink sockets, EAFNOSUPPORT for the rest', function () {
+  it('allows IP and route-netlink sockets, EAFNOSUPPORT for the rest, unix sockets included', function () {
     const NONBLOCK_CLOEXEC = 0o4000 | 0o2000000;
+    const AFNOSUPPORT = `errno(${Errno.EAFNOSUPPORT})`;
     expect(verdict('socket', [2, 1 | NONBLOCK_CLOEXEC, 0])).to.equal('allow'); // AF_INET stream
     expect(verdict('socket', [10, 2, 17])).to.equal('allow'); // AF_INET6 dgram
-    expect(verdict('socket', [1, 5, 0])).to.equal('allow'); // AF_UNIX seqpacket
+    expect(verdict('socket', [1, 1 | NONBLOCK_CLOEXEC, 0])).to.equal(AFNOSUPPORT); // AF_UNIX stream (glibc asking nscd)
+    expect(verdict('socket', [1, 5, 0])).to.equal(AFNOSUPPORT); // AF_UNIX seqpacket
+    expect(verdict('socket', [1, 2, 0])).to.equal(AFNOSUPPORT); // AF_UNIX dgram
     expect(verdict('socket', [16, 3 | 0o2000000, 0])).to.equal('allow'); // AF_NETLINK NETLINK_ROUTE (getifaddrs)
     expect(verdict('socket', [16, 3, 12])).to.equal(`errno(${Errno.EAFNOSUPPORT})`); // NETLINK_NETFILTER
     expect(verdict('socket', [17, 3, 0x300])).to.equal(`errno(${Errno.EAFNOSUPPORT})`); // AF_PACKET
     expect(verdict('socket', [2, 3, 1])).to.equal(`errno(${Errno.EAFNOSUPPORT})`); // raw ICMP
+  });
+
+  it('allows connected unix pairs (stream, seqpacket), not datagram ones, which can be re-addressed', function () {
+    const CLOEXEC = 0o2000000;
+    const AFNOSUPPORT = `errno(${Errno.EAFNOSUPPORT})`;
+    expect(verdict('socketpair', [1, 1 | CLOEXEC, 0])).to.equal('allow'); // AF_UNIX stream (uv_pipe)
+    expect(verdict('socketpair', [1, 5, 0])).to.equal('allow'); // AF_UNIX seqpacket
+    expect(verdict('socketpair', [1, 2, 0])).to.equal(AFNOSUPPORT); // AF_UNIX dgram
+    expect(verdict('socketpair', [2, 1, 0])).to.equal(AFNOSUPPORT); // AF_INET
   });
 
   it('allows socket, TCP, IP and IPv6 options but not x_tables, multicast routing or TCP_ULP', function () {

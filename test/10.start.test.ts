@@ -91,6 +91,18 @@ describe('Spawner options validation', function () {
     ['preload type', { preload: 'apache-arrow' }, 'Expected `preload` to be an array'],
     ['preloadBase', { preloadBase: 'relative/dir' }, 'Expected `preloadBase` to be an absolute path'],
     ['sandbox.network', { sandbox: { network: 'no' } }, "Expected `sandbox.network` to be 'none', 'egress' or 'host', got `no` (string)"],
+    [
+      'sandbox.readOnlyPaths /tmp',
+      { sandbox: { readOnlyPaths: ['/tmp/'] } },
+      'Expected `sandbox.readOnlyPaths` to hold paths other than /, /tmp, /proc and /.nodespawner (each job has its own), got `/tmp/`',
+    ],
+    ['sandbox.writablePaths /', { sandbox: { writablePaths: ['/'] } }, 'Expected `sandbox.writablePaths` to hold paths other than /'],
+    ['sandbox.readOnlyPaths /proc/1', { sandbox: { readOnlyPaths: ['/proc/1'] } }, 'Expected `sandbox.readOnlyPaths` to hold paths other than /'],
+    [
+      'sandbox.readOnlyPaths inside writablePaths',
+      { sandbox: { readOnlyPaths: ['/usr/lib'], writablePaths: ['/usr'] } },
+      'Expected `sandbox.readOnlyPaths` to be outside sandbox.writablePaths (jobs can write /usr, so nothing in it is read-only to them), got `/usr/lib` (string)',
+    ],
     ['sandbox.hostname', { sandbox: { hostname: 'bad host' } }, 'Expected `sandbox.hostname` to be a hostname'],
     ['env', { env: { A: 1 } }, 'Expected `env` to be an object of strings'],
     ['selfTest', { selfTest: 'yes' }, 'Expected `selfTest` to be a boolean'],
@@ -106,6 +118,16 @@ describe('Spawner options validation', function () {
       expect(e.message).to.include(message);
     });
   }
+
+  it('refuses the boolean sandbox.network of earlier versions, naming what each became', async function () {
+    const on = await rejection(Spawner.start({ sandbox: { network: true as never } }));
+    expect(on).to.be.instanceOf(InvalidOptionError);
+    expect(on.code).to.equal('ERR_INVALID_OPTION');
+    expect(on.message).to.equal("Expected `sandbox.network` to be 'none', 'egress' or 'host', got `true` (boolean); `true` is now 'host' (the host's network, no isolation) or 'egress'");
+    const off = await rejection(Spawner.start({ sandbox: { network: false as never } }));
+    expect(off.code).to.equal('ERR_INVALID_OPTION');
+    expect(off.message).to.include("`false` is now 'none'");
+  });
 
   it('says that prefork may be 0', async function () {
     for (const prefork of [-2, 1.5, '2']) {

@@ -290,5 +290,19 @@ export default async function () {
       expect(env.interfaces, 'the host loopback is up and has addresses').to.include('lo');
       expect(env.pid, 'still its own PID namespace').to.equal(1);
     });
+
+    it("takes a run's network over the spawner's, both ways", async function () {
+      const isolated = (await custom.run<Record<string, unknown>>(fixture('environment.mjs'), undefined, { network: 'none' })).value!;
+      expect(isolated.interfaces, "network: 'none' for this run").to.deep.equal([]);
+      const shared = (await spawner.run<Record<string, unknown>>(fixture('environment.mjs'), undefined, { network: 'host' })).value!;
+      expect(shared.interfaces, "network: 'host' for this run").to.include('lo');
+    });
+
+    it("refuses a boolean network for a run, naming what it became", async function () {
+      const e = await rejection(custom.run(fixture('environment.mjs'), undefined, { network: true as never }));
+      expect(e).to.be.instanceOf(TypeError);
+      expect(e.code).to.equal('ERR_INVALID_OPTION');
+      expect(e.message).to.include("`true` is now 'host'");
+    });
   });
 });

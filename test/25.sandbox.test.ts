@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Spawner, SandboxSetupError } from '../lib/index.js';
 import { expectCode, fixture } from './helpers.js';
-import { unsearchableDir } from '../lib/sandbox.js';
+import { MountKind, landlockRules, mountPlan, relocatedBinds, unsearchableDir } from '../lib/sandbox.js';
+import type { SandboxPolicy } from '../lib/sandbox.js';
 
 async function makeTempDir(prefix: string): Promise<string> {
   const d = fs.mkdtempSync(join(tmpdir(), prefix));
@@ -110,6 +111,24 @@ describe('sandbox: the job root and its options', function () {
 });
 
 describe('unsearchableDir (the hint when the self-test cannot reach the package)', function () {
+  it("lays out the plan so that no Landlock rule with write rights lies above a read-only one, binds under /tmp included", function () {
+    const [ro, rw, jobDir] = ['ro', 'rw', 'job'].map((p) => fs.mkdtempSync(join('/tmp', `nodespawner-plan-${p}-`)));
+    const policy = { filesystem: true, tmpSize: 1, readOnlyPaths: [ro], writablePaths: [rw], network: 'none' } as unknown as SandboxPolicy;
+    const plan = mountPlan(policy, join(jobDir, 'job.mjs'), []);
+    for (const d of [ro, rw, jobDir]) fs.rmSync(d, { recursive: true });
+    const { rules } = landlockRules(plan, 6);
+    const write = 1 << 1;
+    const inside = (p: string, d: string) => d === '/' || p === d || p.startsWith(`${d}/`);
+    for (const r of rules.filter((x) => (x.access & write) === 0 && x.path !== '/')) {
+      const above = rules.filter((w) => (w.access & write) !== 0 && w.path !== r.path && inside(r.path, w.path));
+      expect(above.map((w) => w.path), `write rules above the read-only ${r.path}`).to.deep.equal([]);
+    }
+    // The binds under /tmp (ro, rw and the job's directory here) are reached through symlinks.
+    for (const host of [ro, rw, jobDir]) {
+      expect(plan).to.deep.include({ kind: MountKind.Symlink, source: relocatedBinds + host, target: host, writable: false, sizeBytes: 0 });
+    }
+  });
+
   it('names the first directory the job user cannot search, by its mode bits', function () {
     const top = fs.mkdtempSync(join(tmpdir(), 'nodespawner-search-'));
     try {

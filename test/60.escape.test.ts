@@ -12,11 +12,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { once } from 'node:events';
+import { createRequire } from 'node:module';
+import { join, relative } from 'node:path';
 import { expect } from 'chai';
 import { Spawner } from '../lib/index.js';
 import type { SandboxOptions } from '../lib/index.js';
-import { expectCode, fixture, isRoot, packageRoot, runProgram, runningJob, skipBecause, tempDir, waitFor } from './helpers.js';
+import { descendants, expectCode, fixture, isRoot, packageRoot, runProgram, runningJob, skipBecause, tempDir, waitFor } from './helpers.js';
 
 // Built by `npm run build:probe` (npm test does): test/native/binding.gyp.
 const probe = join(packageRoot, 'test', 'native', 'build', 'Release', 'nodespawner_probe.node');
@@ -50,6 +52,40 @@ function shortened(results: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(results).map(([k, v]) => [k, typeof v === 'string' && !v.startsWith('ERR ') ? `read ${v.length} chars` : v]));
 }
 
+/**
+ * Host objects in `dir`, as a host service would leave them there: a unix socket it listens on
+ * (mode 0777) and a FIFO it reads (mode 0666), whatever uid the job has outside.
+ */
+async function hostObjects(dir: string) {
+  const socket = join(dir, 'svc.sock');
+  const server = net.createServer((c) => c.end('host service reply')).listen(socket);
+  await once(server, 'listening');
+  fs.chmodSync(socket, 0o777);
+  const fifo = join(dir, 'ctl.fifo');
+  const made = spawnSync('mkfifo', ['-m', '0666', fifo], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`mkfifo ${fifo}: ${made.error?.message ?? made.stderr}`);
+  // The reader the job would write to: open, so that a job's open for writing does not fail with ENXIO.
+  const reader = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  return {
+    socket,
+    fifo,
+    /** What jobs wrote into the FIFO so far. */
+    received(): string {
+      const buf = Buffer.alloc(4096);
+      try {
+        return buf.subarray(0, fs.readSync(reader, buf)).toString();
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return '';
+        throw e;
+      }
+    },
+    close() {
+      server.close();
+      fs.closeSync(reader);
+    },
+  };
+}
+
 function sysctl(path: string): number | null {
   try {
     return Number(fs.readFileSync(`/proc/sys/${path}`, 'utf8').trim());
@@ -63,7 +99,8 @@ describe('escape attempts', function () {
   // is always on.
   const layers: Record<string, SandboxOptions> = {
     full: { tmpSize: MiB },
-    network: { network: 'host' },
+    hostNetwork: { network: 'host' },
+    hostNetworkWithoutSeccomp: { network: 'host', seccomp: false },
     withoutSeccomp: { seccomp: false },
     seccompAlone: { filesystem: false, landlock: false },
     landlockAlone: { filesystem: false, seccomp: false },
@@ -194,6 +231,8 @@ describe('escape attempts', function () {
       ['reboot'],
       ['kexec_load'],
       ['clock_settime'],
+      // FIFOs and device nodes: none of the job's making, for another job or the host to open.
+      ['mknod-fifo', '/tmp/fifo'],
     ];
 
     it('the probe itself runs under the filter: an allowed call (kill(1, 0)) answers', async function () {
@@ -354,6 +393,232 @@ describe('escape attempts', function () {
     });
   });
 
+  describe('host objects in a bound tree: sockets, FIFOs, devices, mounts', function () {
+    // Where the job's directory is: a temp dir under /tmp, one elsewhere (/var/tmp), and one
+    // reached through a symlink in /tmp. Each holds the probe job and a host service's socket and
+    // FIFO. `bound` binds two more trees: a read-only one under /tmp, a writable one elsewhere.
+    const places: Record<string, { dir: string; job: string; objects: Awaited<ReturnType<typeof hostObjects>> }> = {};
+    const made: string[] = [];
+    let readOnly: string;
+    let writable: string;
+    let bound: Spawner;
+    let boundMountsAlone: Spawner;
+    let roObjects: Awaited<ReturnType<typeof hostObjects>>;
+
+    const mkdir = (parent: string) => {
+      const d = fs.mkdtempSync(join(parent, 'nodespawner-test-'));
+      fs.chmodSync(d, 0o755);
+      made.push(d);
+      return d;
+    };
+
+    before(async function () {
+      this.timeout(60_000);
+      const job = fs.readFileSync(escape('bound-objects.mjs'));
+      const paths = fs.readFileSync(fixture('paths.mjs'));
+      const place = async (name: string, dir: string, via = dir) => {
+        fs.writeFileSync(join(dir, 'job.mjs'), job, { mode: 0o644 });
+        fs.writeFileSync(join(dir, 'paths.mjs'), paths, { mode: 0o644 });
+        places[name] = { dir: via, job: join(via, 'job.mjs'), objects: await hostObjects(dir) };
+      };
+      await place('/tmp', mkdir('/tmp'));
+      await place('/var/tmp', mkdir('/var/tmp'));
+      const real = mkdir('/var/tmp');
+      const link = `${mkdir('/tmp')}/link`;
+      fs.symlinkSync(real, link);
+      await place('a symlink in /tmp', real, link);
+      readOnly = mkdir('/tmp');
+      roObjects = await hostObjects(readOnly);
+      writable = mkdir('/var/tmp');
+      fs.chmodSync(writable, 0o777); // writable by the job's outside uid, whatever the app's
+      const sandbox = { readOnlyPaths: [readOnly], writablePaths: [writable] };
+      [bound, boundMountsAlone] = await Promise.all([
+        Spawner.start({ sandbox, selfTest: false, concurrency: 2, prefork: 0 }),
+        Spawner.start({ sandbox: { ...sandbox, landlock: false, seccomp: false }, selfTest: false, concurrency: 2, prefork: 0 }),
+      ]);
+    });
+
+    after(async function () {
+      await Promise.all([bound?.close(), boundMountsAlone?.close()]);
+      for (const p of Object.values(places)) p.objects.close();
+      roObjects?.close();
+      for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+    });
+
+    const probe = (spawner: Spawner, where: string, what: { socket?: boolean; fifo?: boolean }) => {
+      const p = places[where];
+      return spawner.run<any>(p.job, { socket: what.socket ? join(p.dir, 'svc.sock') : null, fifo: what.fifo ? join(p.dir, 'ctl.fifo') : null }).then((r) => r.value);
+    };
+
+    it("cannot connect to a host's unix socket in its own directory, in /tmp or elsewhere (seccomp: EAFNOSUPPORT)", async function () {
+      for (const where of Object.keys(places)) {
+        for (const layer of ['full', 'seccompAlone']) {
+          expect((await probe(s[layer], where, { socket: true })).socket, `${layer}, job in ${where}`).to.equal('EAFNOSUPPORT');
+        }
+      }
+      // The control: mounts alone do not refuse connect() on a read-only bind.
+      expect((await probe(s.filesystemAlone, '/var/tmp', { socket: true })).socket, 'filesystemAlone').to.equal('read host service reply');
+    });
+
+    it("cannot open a host's FIFO in its own directory for writing, in /tmp or elsewhere (Landlock: EACCES)", async function () {
+      if (s.full.info.landlockAbi <= 0) skipBecause(this, `the kernel has no Landlock (ABI ${s.full.info.landlockAbi}): a read-only bind does not refuse writing into a FIFO`);
+      for (const where of Object.keys(places)) {
+        expect((await probe(s.full, where, { fifo: true })).fifo, `full, job in ${where}`).to.equal('EACCES');
+        expect(places[where].objects.received(), `the host read from its FIFO in ${where}`).to.equal('');
+      }
+      expect((await probe(s.landlockAlone, '/var/tmp', { fifo: true })).fifo, 'landlockAlone').to.equal('EACCES');
+      // The control: a read-only bind does not refuse it; Landlock is the layer that does.
+      expect((await probe(s.filesystemAlone, '/var/tmp', { fifo: true })).fifo, 'filesystemAlone').to.equal('written');
+      expect(places['/var/tmp'].objects.received()).to.equal('escaped through the FIFO');
+    });
+
+    it('reaches neither in readOnlyPaths under /tmp', async function () {
+      const v = (await bound.run<any>(escape('bound-objects.mjs'), { socket: roObjects.socket, fifo: roObjects.fifo })).value;
+      expect(v.socket, 'socket').to.equal('EAFNOSUPPORT');
+      if (bound.info.landlockAbi > 0) expect(v.fifo, 'FIFO').to.equal('EACCES');
+      expect(roObjects.received()).to.equal('');
+    });
+
+    it("finds its directory under /tmp at its host path, yet beside the job's /tmp rather than in it", async function () {
+      const p = places['/tmp'];
+      const v = (await s.full.run<any>(join(p.dir, 'paths.mjs'), { write: [join(p.dir, 'escape-written'), '/tmp/ok'], list: [p.dir] })).value;
+      expect(v.list[p.dir]).to.include.members(['job.mjs', 'svc.sock', 'ctl.fifo']);
+      expect(v.write[join(p.dir, 'escape-written')]).to.be.oneOf(['ERR EROFS', 'ERR EACCES']);
+      expect(v.write['/tmp/ok']).to.equal('ok');
+    });
+
+    it('cannot open a device node in a writable path: every bind is nodev (EACCES)', async function () {
+      if (!isRoot) skipBecause(this, 'making a device node needs root (CAP_MKNOD)');
+      const device = join(writable, 'null-device');
+      const made = spawnSync('mknod', ['-m', '0666', device, 'c', '1', '3'], { encoding: 'utf8' });
+      if (made.status !== 0) skipBecause(this, `mknod failed: ${made.stderr || made.error?.message}`);
+      try {
+        for (const [layer, spawner] of [['full', bound], ['mounts alone', boundMountsAlone]] as const) {
+          const v = (await spawner.run<any>(escape('bound-objects.mjs'), { open: [device] })).value;
+          expect(v.open[device], layer).to.equal('EACCES');
+        }
+      } finally {
+        fs.rmSync(device, { force: true });
+      }
+    });
+
+    it('a process it leaves behind dies with it: nothing of it writes into a writable path afterwards', async function () {
+      const late = join(writable, 'written-after-the-job');
+      const o = await attack(bound, ['fork-linger', late, 1500]);
+      expect(o, 'the job forked').to.deep.include({ ok: true });
+      await waitFor('no process of the job left', () => descendants(bound.pid).length === 0);
+      expect(fs.existsSync(late)).to.equal(false);
+    });
+
+    it("cannot make a later job's plan bind a host path: symlinks it leaves in a writable path are not followed", async function () {
+      const jobs = join(writable, 'jobs');
+      fs.mkdirSync(jobs, { mode: 0o777 });
+      fs.chmodSync(jobs, 0o777);
+      fs.copyFileSync(fixture('paths.mjs'), join(jobs, 'paths.mjs'));
+      // A file of the host's /var, which no job may see. The plan binds the node_modules
+      // directories above a job module; a relative link named so, to a directory that both
+      // roots have (/var, where `writable` is), would bind the host's whole /var into the next
+      // job. A package.json link would bind a host file.
+      const marker = join('/var/tmp', `nodespawner-marker-${process.pid}`);
+      fs.writeFileSync(marker, 'the host /var', { mode: 0o644 });
+      const links = {
+        [join(writable, 'node_modules')]: relative(writable, '/var'),
+        [join(jobs, 'package.json')]: '/etc/passwd',
+      };
+      try {
+        const planted = (await bound.run<any>(escape('plant.mjs'), { links })).value;
+        expect(Object.values(planted), 'the first job planted its links').to.deep.equal(['planted', 'planted']);
+        const reads = [marker, join(jobs, 'package.json')];
+        const v = (await bound.run<any>(join(jobs, 'paths.mjs'), { read: reads })).value;
+        expect(shortened(v.read)).to.deep.equal(Object.fromEntries(reads.map((r) => [r, 'ERR ENOENT'])));
+      } finally {
+        fs.rmSync(jobs, { recursive: true, force: true });
+        fs.rmSync(join(writable, 'node_modules'), { force: true });
+        fs.rmSync(marker, { force: true });
+      }
+    });
+
+    it('cannot write into a host mount beneath a read-only bind: read-only and nodev reach every mount in the tree (EROFS)', async function () {
+      if (!isRoot) skipBecause(this, 'mounting a tmpfs on the host needs root');
+      const sub = join(readOnly, 'submount');
+      fs.mkdirSync(sub);
+      const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=1777', 'nodespawner-test', sub], { encoding: 'utf8' });
+      if (mounted.status !== 0) skipBecause(this, `mount failed: ${mounted.stderr || mounted.error?.message}`);
+      try {
+        const target = join(sub, 'escape-written');
+        const v = (await bound.run<any>(fixture('paths.mjs'), { write: [target] })).value;
+        expect(v.write[target], 'full').to.be.oneOf(['ERR EROFS', 'ERR EACCES']);
+        const alone = (await boundMountsAlone.run<any>(fixture('paths.mjs'), { write: [target] })).value;
+        expect(alone.write[target], 'mounts alone').to.equal('ERR EROFS');
+        expect(fs.existsSync(join(sub, 'escape-written'))).to.equal(false);
+      } finally {
+        spawnSync('umount', [sub]);
+      }
+    });
+  });
+
+  describe('host objects by key, name or number: IPC, /dev/shm, /proc', function () {
+    const host = () => createRequire(import.meta.url)(probe).trySyscall as (name: string, ...args: Array<string | number>) => { ok: boolean; errno: number; result: number };
+    const IPC_CREAT = 0o1000;
+    const O_CREAT_RDWR = 0o100 | 2;
+    const key = 0x4e530000 + (process.pid & 0xffff);
+    const queue = `nodespawner-test-${process.pid}`;
+    const shm = `/dev/shm/nodespawner-test-${process.pid}`;
+    let made: { shm: number; msg: number } = { shm: -1, msg: -1 };
+
+    before(function () {
+      const call = host();
+      const shmid = call('shmget', key, IPC_CREAT | 0o666);
+      const msqid = call('msgget', key, IPC_CREAT | 0o666);
+      const mq = call('mq_open', queue, O_CREAT_RDWR);
+      for (const [what, r] of Object.entries({ shmget: shmid, msgget: msqid, mq_open: mq })) {
+        if (!r.ok) throw new Error(`the host's ${what} failed: errno ${r.errno}`);
+      }
+      made = { shm: shmid.result, msg: msqid.result };
+      fs.writeFileSync(shm, 'host shared memory', { mode: 0o666 });
+      fs.chmodSync(shm, 0o666);
+    });
+
+    after(function () {
+      const call = host();
+      call('shmctl-rmid', made.shm);
+      call('msgctl-rmid', made.msg);
+      call('mq_unlink', queue);
+      fs.rmSync(shm, { force: true });
+    });
+
+    // [attack, arguments]: each finds the host's object when nothing stands in the way.
+    const ipc: Array<[string, Array<string | number>]> = [
+      ['shmget', [key, 0]],
+      ['msgget', [key, 0]],
+      ['mq_open', [queue, 2]],
+    ];
+
+    for (const [name, args] of ipc) {
+      it(`${name} of the host's object: killed by seccomp; without it, not found in the job's IPC namespace (ENOENT)`, async function () {
+        expect(await attack(s.full, [name, ...args]), 'full').to.deep.equal({ killed: 'SIGSYS' });
+        expect(refused(await attack(s.withoutSeccomp, [name, ...args]), name), 'withoutSeccomp').to.equal('ENOENT');
+      });
+    }
+
+    it("cannot find the host's POSIX shared memory (/dev/shm is not in its root)", async function () {
+      for (const layer of ['full', 'filesystemAlone']) {
+        const v = (await s[layer].run<any>(fixture('paths.mjs'), { read: [shm], write: [shm] })).value;
+        expect(v, layer).to.deep.include({ read: { [shm]: 'ERR ENOENT' }, write: { [shm]: 'ERR ENOENT' } });
+      }
+      expect(fs.readFileSync(shm, 'utf8')).to.equal('host shared memory');
+    });
+
+    it('cannot open the kernel\'s writable /proc files (sysrq-trigger, sysctls) for writing', async function () {
+      const files = ['/proc/sysrq-trigger', '/proc/sys/kernel/hostname', '/proc/sys/vm/drop_caches', '/proc/sys/kernel/core_pattern'];
+      const full = (await s.full.run<any>(escape('bound-objects.mjs'), { open: files })).value;
+      // ENOENT: the kernel may not show a file in a procfs mounted from a user namespace.
+      for (const f of files) expect(full.open[f], `full: ${f}`).to.be.oneOf(['EACCES', 'ENOENT']);
+      const alone = (await s.filesystemAlone.run<any>(escape('bound-objects.mjs'), { open: files })).value;
+      for (const f of files) expect(alone.open[f], `filesystemAlone: ${f}`).to.be.oneOf(['EACCES', 'EPERM', 'EROFS', 'ENOENT']);
+    });
+  });
+
   describe('the network', function () {
     let tcp: net.Server;
     let abstract: net.Server;
@@ -376,12 +641,22 @@ describe('escape attempts', function () {
 
     it("cannot reach a server on the host's loopback or an abstract unix socket of the host", async function () {
       const v = (await s.full.run<any>(escape('connect.mjs'), args)).value;
-      expect(v).to.deep.equal({ tcp: 'ENETUNREACH', unix: 'ECONNREFUSED' });
+      // seccomp refuses the unix socket itself; the network namespace refuses both on its own.
+      expect(v).to.deep.equal({ tcp: 'ENETUNREACH', unix: 'EAFNOSUPPORT' });
+      const alone = (await s.userAlone.run<any>(escape('connect.mjs'), args)).value;
+      expect(alone, 'the network namespace alone').to.deep.equal({ tcp: 'ENETUNREACH', unix: 'ECONNREFUSED' });
     });
 
-    it('reaches both with sandbox.network: "host" (so the layer is what stops it)', async function () {
-      const v = (await s.network.run<any>(escape('connect.mjs'), args)).value;
-      expect(v).to.deep.equal({ tcp: 'connected', unix: 'connected' });
+    it("with network: 'host' reaches the host's loopback (no isolation), still not its abstract unix sockets (seccomp)", async function () {
+      const v = (await s.hostNetwork.run<any>(escape('connect.mjs'), args)).value;
+      expect(v).to.deep.equal({ tcp: 'connected', unix: 'EAFNOSUPPORT' });
+    });
+
+    it("with network: 'host' and without seccomp, Landlock's scope refuses the host's abstract unix sockets (EPERM, ABI 6)", async function () {
+      const abi = s.hostNetworkWithoutSeccomp.info.landlockAbi;
+      if (abi < 6) skipBecause(this, `Landlock ABI ${abi} has no scopes (6 and later do): only seccomp refuses the host's abstract sockets to a job on the host's network`);
+      const v = (await s.hostNetworkWithoutSeccomp.run<any>(escape('connect.mjs'), args)).value;
+      expect(v).to.deep.equal({ tcp: 'connected', unix: 'EPERM' });
     });
   });
 

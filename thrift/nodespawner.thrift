@@ -50,9 +50,9 @@ struct JobPayload {
 
 /** One step of the child's filesystem plan (lib/sandbox.ts decides it; native/mounts.cc runs it). */
 struct MountOp {
-  /** 1 bind, 2 tmpfs, 3 proc, 4 device node (bind of a host device file), 5 file (written into the new root from `content`) */
+  /** 1 bind, 2 tmpfs, 3 proc, 4 device node (bind of a host device file), 5 file (written into the new root from `content`), 6 symlink */
   1: required i32 kind
-  /** Host path (binds and devices). */
+  /** Host path (binds and devices); the link's text (symlinks). */
   2: required string source
   /** Absolute path inside the job's root. */
   3: required string target
@@ -132,6 +132,8 @@ struct RunRequest {
   15: optional bool deferred
   /** sandbox.network 'egress': the job's firewall and network stack. */
   16: optional EgressPlan egress
+  /** Landlock scopes (LANDLOCK_SCOPE_* bits, ABI 6) of the job's domain; 0 for none. */
+  17: required i64 landlockScoped
 }
 
 /** A job that threw: what the child saw. */

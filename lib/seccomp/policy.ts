@@ -320,21 +320,30 @@ export const events: SyscallSet = allowAll(
  * namespace and so holds CAP_NET_ADMIN and CAP_NET_RAW over its private network namespace, which
  * opens the parts of the network stack most exploited from user namespaces; the two conditional
  * rules close the ones that are a register away.
+ *
+ * No unix socket of its own making: a unix socket reaches by path any socket file in the trees
+ * bound into the job (its directory, node_modules, readOnlyPaths...) that the job's outside uid
+ * may write, and neither a read-only mount nor Landlock refuses connect(); abstract ones belong
+ * to the host's namespace under `network: 'host'`. A job only needs unix sockets for pairs within
+ * itself, and a connected stream or seqpacket pair can address nothing else (connect() fails with
+ * EISCONN, an address given to sendto() is refused or ignored). A datagram pair could: a
+ * datagram socket may be re-connected, or given an address per sendto().
  */
 export const network: SyscallSet = Object.freeze({
   ...allowAll(
-    'socketpair', 'connect', 'bind', 'listen', 'accept', 'accept4', 'getsockname', 'getpeername',
+    'connect', 'bind', 'listen', 'accept', 'accept4', 'getsockname', 'getpeername',
     'getsockopt', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg', 'shutdown',
   ),
-  // Unix, IPv4 and IPv6 stream, datagram and seqpacket sockets; and NETLINK_ROUTE, which glibc's
-  // getifaddrs() (os.networkInterfaces()) needs. Not AF_PACKET, raw IP, NETLINK_NETFILTER
-  // (nf_tables), NETLINK_XFRM and the rest. EAFNOSUPPORT is what the kernel answers for a family
-  // it lacks, so code probing for, say, IPv6 behaves.
+  // IPv4 and IPv6 stream, datagram and seqpacket sockets; and NETLINK_ROUTE, which glibc's
+  // getifaddrs() (os.networkInterfaces()) needs. Not AF_UNIX (above; glibc's attempts to reach
+  // nscd then fail as on a host without it), AF_PACKET, raw IP, NETLINK_NETFILTER (nf_tables),
+  // NETLINK_XFRM and the rest. EAFNOSUPPORT is what the kernel answers for a family it lacks, so
+  // code probing for, say, IPv6 behaves.
   socket: {
     if: [
       {
         when: [
-          { arg: 0, oneOf: [Socket.AF_UNIX, Socket.AF_INET, Socket.AF_INET6], upper: 'ignored' },
+          { arg: 0, oneOf: [Socket.AF_INET, Socket.AF_INET6], upper: 'ignored' },
           { arg: 1, mask: Socket.SOCK_TYPE_MASK, oneOf: [Socket.SOCK_STREAM, Socket.SOCK_DGRAM, Socket.SOCK_SEQPACKET], upper: 'ignored' },
         ],
         then: allow,
@@ -343,6 +352,20 @@ export const network: SyscallSet = Object.freeze({
         when: [
           { arg: 0, oneOf: [Socket.AF_NETLINK], upper: 'ignored' },
           { arg: 2, oneOf: [Socket.NETLINK_ROUTE], upper: 'ignored' },
+        ],
+        then: allow,
+      },
+    ],
+    else: errno(Errno.EAFNOSUPPORT),
+  },
+  // Connected unix pairs (libuv's uv_pipe and uv_socketpair, Node's IPC channels), stream or
+  // seqpacket only.
+  socketpair: {
+    if: [
+      {
+        when: [
+          { arg: 0, oneOf: [Socket.AF_UNIX], upper: 'ignored' },
+          { arg: 1, mask: Socket.SOCK_TYPE_MASK, oneOf: [Socket.SOCK_STREAM, Socket.SOCK_SEQPACKET], upper: 'ignored' },
         ],
         then: allow,
       },

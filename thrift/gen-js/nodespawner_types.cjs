@@ -960,6 +960,7 @@ const RunRequest = module.exports.RunRequest = class {
     this.rlimits = null;
     this.deferred = null;
     this.egress = null;
+    this.landlockScoped = null;
     if (args) {
       if (args.id !== undefined && args.id !== null) {
         this.id = args.id;
@@ -1036,6 +1037,11 @@ const RunRequest = module.exports.RunRequest = class {
       }
       if (args.egress !== undefined && args.egress !== null) {
         this.egress = new ttypes.EgressPlan(args.egress);
+      }
+      if (args.landlockScoped !== undefined && args.landlockScoped !== null) {
+        this.landlockScoped = args.landlockScoped;
+      } else {
+        throw new Thrift.TProtocolException(Thrift.TProtocolExceptionType.UNKNOWN, 'Required field landlockScoped is unset!');
       }
     }
   }
@@ -1223,6 +1229,13 @@ const RunRequest = module.exports.RunRequest = class {
           input.skip(ftype);
         }
         break;
+        case 17:
+        if (ftype == Thrift.Type.I64) {
+          this.landlockScoped = input.readI64();
+        } else {
+          input.skip(ftype);
+        }
+        break;
         default:
           input.skip(ftype);
       }
@@ -1361,6 +1374,11 @@ const RunRequest = module.exports.RunRequest = class {
     if (this.egress !== null && this.egress !== undefined) {
       output.writeFieldBegin('egress', Thrift.Type.STRUCT, 16);
       this.egress.write(output);
+      output.writeFieldEnd();
+    }
+    if (this.landlockScoped !== null && this.landlockScoped !== undefined) {
+      output.writeFieldBegin('landlockScoped', Thrift.Type.I64, 17);
+      output.writeI64(this.landlockScoped);
       output.writeFieldEnd();
     }
     output.writeFieldStop();
