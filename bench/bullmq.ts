@@ -21,7 +21,9 @@ export interface QueueRow {
 export const inFlight = 4;
 
 function startWorkerProcess(socket: string, queue: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./bullmq-worker.js', import.meta.url)), socket, queue], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./bullmq-worker.js', import.meta.url)), socket, queue], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     child.stdout!.once('data', () => resolve(child));
     child.once('exit', (code, signal) => reject(new Error(`a benchmark worker exited (${signal ?? code}) before it was ready`)));
@@ -54,7 +56,9 @@ export async function queueBench(n: number, warmup: number): Promise<QueueRow[] 
   const rows: QueueRow[] = [];
   const spawner = await Spawner.start({ concurrency: 2 });
   try {
-    rows.push(await measure('Spawner.run(), in this process', async () => checkTable((await spawner.run(fixture('job.mjs'), jobArgs)).table, 'direct'), n, warmup));
+    rows.push(
+      await measure('Spawner.run(), in this process', async () => checkTable((await spawner.run(fixture('job.mjs'), jobArgs)).table, 'direct'), n, warmup),
+    );
   } finally {
     await spawner.close();
   }
@@ -66,7 +70,14 @@ export async function queueBench(n: number, warmup: number): Promise<QueueRow[] 
       for (let i = 0; i < count; i++) workers.push(await startWorkerProcess(redis.socket, queue));
       const remote = new RemoteSpawner({ queue, connection: { path: redis.socket } });
       try {
-        rows.push(await measure(`RemoteSpawner.run(), ${count} worker${count > 1 ? 's' : ''}`, async () => checkTable((await remote.run('job', jobArgs)).table, 'queue'), n, warmup));
+        rows.push(
+          await measure(
+            `RemoteSpawner.run(), ${count} worker${count > 1 ? 's' : ''}`,
+            async () => checkTable((await remote.run('job', jobArgs)).table, 'queue'),
+            n,
+            warmup,
+          ),
+        );
       } finally {
         await remote.close();
         await stop(workers.splice(0));

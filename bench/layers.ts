@@ -19,7 +19,7 @@ export interface LayerRow {
 const variants: Array<[string, SandboxOptions]> = [
   ['default sandbox', {}],
   ["limits: 'rlimit' (no job cgroup)", { limits: 'rlimit' }],
-  ['network: \'host\' (no network namespace)', { network: 'host' }],
+  ["network: 'host' (no network namespace)", { network: 'host' }],
   ['filesystem: false (no own root)', { filesystem: false }],
   ['seccomp: false', { seccomp: false }],
 ];

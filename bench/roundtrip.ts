@@ -143,12 +143,20 @@ function parse(argv: string[]): Config | null {
     const raw = flag ?? (env ? process.env[env] : undefined);
     if (raw === undefined || raw === '') return fallback;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`Expected \`${name}\` (--${name}${env ? ` or ${env}` : ''}) to be an integer >= ${min}, got \`${raw}\``);
+    if (!Number.isInteger(n) || n < min)
+      throw new UsageError(`Expected \`${name}\` (--${name}${env ? ` or ${env}` : ''}) to be an integer >= ${min}, got \`${raw}\``);
     return n;
   };
   const iterations = count('iterations', values.iterations, 'NODESPAWNER_BENCH_ITERATIONS', quick ? 40 : 200, 1);
-  const only = new Set((values.only ?? contenders.map((c) => c.key).join(',')).split(',').map((s) => s.trim()).filter(Boolean));
-  for (const k of only) if (!contenders.some((c) => c.key === k)) throw new UsageError(`Unknown contender \`${k}\` in --only; expected some of ${contenders.map((c) => c.key).join(',')}`);
+  const only = new Set(
+    (values.only ?? contenders.map((c) => c.key).join(','))
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+  for (const k of only)
+    if (!contenders.some((c) => c.key === k))
+      throw new UsageError(`Unknown contender \`${k}\` in --only; expected some of ${contenders.map((c) => c.key).join(',')}`);
   return {
     iterations,
     coldIterations: count('cold-iterations', values['cold-iterations'], 'NODESPAWNER_BENCH_COLD_ITERATIONS', quick ? 8 : 30, 1),
@@ -215,7 +223,10 @@ function sandboxFloorSection(floor: Floor, size: number, jobs: number, out: (s?:
   }
   const huge = results[0].r.anon_huge_mib;
   out(`sandbox floor: the sandbox's own steps for each job in C, with no Node and no job (bench/fixtures/sandbox-floor.c). A ${size} MiB`);
-  out(`  process (${huge >= size - 2 ? 'in huge pages' : `${huge} MiB of it in huge pages`}) forks ` + `an intermediate, which clones the job into new user, pid, mount, net, uts, ipc and cgroup`);
+  out(
+    `  process (${huge >= size - 2 ? 'in huge pages' : `${huge} MiB of it in huge pages`}) forks ` +
+      `an intermediate, which clones the job into new user, pid, mount, net, uts, ipc and cgroup`,
+  );
   if (floor.cgroupsNote === null) {
     out(`  namespaces, writes its id maps and puts it in the default sandbox's job cgroups (lib/cgroups.ts); the job pivots into a`);
     out(`  tmpfs root with its own /proc and exits; the intermediate reads the cgroups' figures and removes them. ${jobs} jobs each,`);
@@ -248,7 +259,6 @@ interface Row {
   /** CPU over the concurrency-2 rounds: this process, and the whole machine (busy time in /proc/stat). */
   cpu2?: { appMs: number; machineMs: number; jobs: number };
 }
-
 
 const merge = (ms_: Measured[]): Measured => ({
   latencies: ms_.flatMap((m) => m.latencies),
@@ -319,13 +329,24 @@ export async function main(argv: string[]): Promise<number> {
   const rel = (p: string) => relative(packageRoot, p);
   out(`nodespawner benchmark: one job, run every way`);
   out(`command: nodespawner bench${argv.length ? ` ${argv.join(' ')}` : ''}`);
-  out(`machine: ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} ` + `GiB RAM, ${os.type()} ${os.release()} ${os.arch()}, node ${process.version}`);
-  out(`job: ${rel(fixture('job.mjs'))}: args ${JSON.stringify(jobArgs)} Thrift-encoded ` + `in, a ${jobArgs.n}-row table (Int32 id, Float64 value) built with apache-arrow out`);
+  out(
+    `machine: ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} ` +
+      `GiB RAM, ${os.type()} ${os.release()} ${os.arch()}, node ${process.version}`,
+  );
+  out(
+    `job: ${rel(fixture('job.mjs'))}: args ${JSON.stringify(jobArgs)} Thrift-encoded ` +
+      `in, a ${jobArgs.n}-row table (Int32 id, Float64 value) built with apache-arrow out`,
+  );
   out(`     as Arrow IPC, decoded and checked in this process, for every contender`);
   const rounds = Math.min(3, cfg.coldIterations, cfg.iterations);
   out(`runs: concurrency 1: ${cfg.iterations} jobs (in-process and nodespawner), ${cfg.coldIterations} (a process per job); concurrency 2: twice that;`);
   out(`      warm-up ${cfg.warmup} (at most 3 for a process per job); in ${rounds} round${rounds > 1 ? 's' : ''}, contenders taking turns`);
-  out(`load average at start: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (1, 5, 15 min; other work on the machine skews every figure)`);
+  out(
+    `load average at start: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')} (1, 5, 15 min; other work on the machine skews every figure)`,
+  );
   if (process.env.NODESPAWNER_LIMITS) warnings.push(`NODESPAWNER_LIMITS=${process.env.NODESPAWNER_LIMITS} changes nodespawner's default sandbox`);
   for (const w of warnings) out(`warning: ${w}`);
   out();
@@ -382,13 +403,37 @@ export async function main(argv: string[]): Promise<number> {
       const c1 = merge(r.c1);
       const c2 = merge(r.c2);
       const s = summarize(c1.latencies);
-      return [r.c.label, r.c.isolation, String(s.n), ms(s.p50), ms(s.p99), ms(s.mean), rate(perSec(c1)), rate(perSec(c2)), ms(summarize(c2.latencies).p50), nsC1 ? ratio(s.p50 / nsC1.p50) : '-'];
+      return [
+        r.c.label,
+        r.c.isolation,
+        String(s.n),
+        ms(s.p50),
+        ms(s.p99),
+        ms(s.mean),
+        rate(perSec(c1)),
+        rate(perSec(c2)),
+        ms(summarize(c2.latencies).p50),
+        nsC1 ? ratio(s.p50 / nsC1.p50) : '-',
+      ];
     });
     out(`round trip: the job's start to its checked table in this process`);
-    out(table(['contender', 'isolation', 'runs', 'p50 ms', 'p99 ms', 'mean ms', 'jobs/s c=1', 'jobs/s c=2', 'p50 ms c=2', 'p50 / nodespawner'], tableRows, [1]));
-    out(`(p50, p99 and mean at concurrency 1; jobs/s at concurrency 1 and 2 (c=2: two jobs ` + `in flight at all times); p99 of fewer than 100 runs is their slowest or near it)`);
-    out(`CPU per job at concurrency 2: this process (run(), decoding and checking the ` + `result) / the whole machine (busy time in /proc/stat, every process and the kernel):`);
-    out(`  ${rows.filter((r) => r.cpu2).map((r) => `${r.c.key} ${ms(r.cpu2!.appMs / r.cpu2!.jobs)} / ${ms(r.cpu2!.machineMs / r.cpu2!.jobs)} ms`).join('; ')}`);
+    out(
+      table(['contender', 'isolation', 'runs', 'p50 ms', 'p99 ms', 'mean ms', 'jobs/s c=1', 'jobs/s c=2', 'p50 ms c=2', 'p50 / nodespawner'], tableRows, [1]),
+    );
+    out(
+      `(p50, p99 and mean at concurrency 1; jobs/s at concurrency 1 and 2 (c=2: two jobs ` +
+        `in flight at all times); p99 of fewer than 100 runs is their slowest or near it)`,
+    );
+    out(
+      `CPU per job at concurrency 2: this process (run(), decoding and checking the ` +
+        `result) / the whole machine (busy time in /proc/stat, every process and the kernel):`,
+    );
+    out(
+      `  ${rows
+        .filter((r) => r.cpu2)
+        .map((r) => `${r.c.key} ${ms(r.cpu2!.appMs / r.cpu2!.jobs)} / ${ms(r.cpu2!.machineMs / r.cpu2!.jobs)} ms`)
+        .join('; ')}`,
+    );
     for (const r of rows) {
       if (r.skipped) out(`skipped ${r.c.key}: ${r.skipped}`);
       for (const note of r.c.notes) out(`${r.c.key}: ${note}`);
@@ -474,18 +519,29 @@ export async function main(argv: string[]): Promise<number> {
       zygoteRssMiB = Math.ceil(z.vmRssBytes / 2 ** 20);
       const mean = (rs: RunResult[], f: (r: RunResult) => number | null) => rs.reduce((a, r) => a + (f(r) ?? NaN), 0) / rs.length;
       out(`memory`);
-      out(`  zygote (pid ${z.pid}, started in ${inst.startMs.toFixed(0)} ms): RSS ${mib(z.readyRssBytes)} ` + `at ready (spawner.info.rssBytes); now VmRSS ${mib(z.vmRssBytes)}, VmHWM ${mib(z.vmHwmBytes)},`);
+      out(
+        `  zygote (pid ${z.pid}, started in ${inst.startMs.toFixed(0)} ms): RSS ${mib(z.readyRssBytes)} ` +
+          `at ready (spawner.info.rssBytes); now VmRSS ${mib(z.vmRssBytes)}, VmHWM ${mib(z.vmHwmBytes)},`,
+      );
       out(`    private dirty ${mib(z.privateDirtyBytes)}, ${z.mappings} mappings`);
       const served = inst.spawner.stats().completed;
       out(`  a running job (bench/fixtures/hold.mjs: builds the table, then sleeps; read from /proc/<pid>/smaps_rollup 300 ms in):`);
       const memRows: string[][] = [];
-      for (const [zygote, m] of [['fresh', freshMemory], [`after ${served - jm.samples} jobs`, jm]] as const) {
+      for (const [zygote, m] of [
+        ['fresh', freshMemory],
+        [`after ${served - jm.samples} jobs`, jm],
+      ] as const) {
         if (!m) continue;
         const range = m.samples > 1 ? ` (${(m.privateDirtyRange[0] / 2 ** 20).toFixed(1)}-${(m.privateDirtyRange[1] / 2 ** 20).toFixed(1)})` : '';
         memRows.push([zygote, String(m.samples), `${mib(m.job.privateDirty)}${range}`, mib(m.job.pss), mib(m.job.rss), mib(m.intermediate.privateDirty)]);
       }
       out(indent(table(['zygote', 'samples', 'job private dirty', 'job PSS', 'job RSS', 'intermediate private dirty'], memRows), 4));
-      out(`  per job, means over the concurrency-1 runs: cgroup peak ` + `${mib(mean(c1, (r) => r.peakMemoryBytes))} (r.peakMemoryBytes), peak ` + `RSS ${mib(mean(c1, (r) => r.maxRssBytes))} (r.maxRssBytes, counts ` + `shared pages), CPU ${ms(mean(c1, (r) => r.cpuMs))} ms (r.cpuMs)`);
+      out(
+        `  per job, means over the concurrency-1 runs: cgroup peak ` +
+          `${mib(mean(c1, (r) => r.peakMemoryBytes))} (r.peakMemoryBytes), peak ` +
+          `RSS ${mib(mean(c1, (r) => r.maxRssBytes))} (r.maxRssBytes, counts ` +
+          `shared pages), CPU ${ms(mean(c1, (r) => r.cpuMs))} ms (r.cpuMs)`,
+      );
       out();
 
       const phases: [string, string][] = [
@@ -504,20 +560,41 @@ export async function main(argv: string[]): Promise<number> {
       const forkedRow = rows.find((r) => r.c === nodespawnerForked && r.inst);
       const forked = forkedRow ? (merge(forkedRow.c1).extras as RunResult[]) : null;
       const col = (rs: RunResult[], k: string) => summarize(rs.map((r) => r.timings[k.trim() as keyof RunTimings]));
-      out(`where a nodespawner job's time goes (r.timings; ${c1.length} runs at concurrency ` + `1, ${c2.length} at concurrency 2; and the concurrency-1 runs with prefork: 0)`);
+      out(
+        `where a nodespawner job's time goes (r.timings; ${c1.length} runs at concurrency ` +
+          `1, ${c2.length} at concurrency 2; and the concurrency-1 runs with prefork: 0)`,
+      );
       out(
         table(
           ['phase', 'mean', 'p50', 'p99', 'mean c=2', 'prefork: 0 mean', 'p50', 'what'],
-          phases.map(([k, what]) => [k, ms(col(c1, k).mean), ms(col(c1, k).p50), ms(col(c1, k).p99), ms(col(c2, k).mean), forked ? ms(col(forked, k).mean) : '-', forked ? ms(col(forked, k).p50) : '-', what]),
+          phases.map(([k, what]) => [
+            k,
+            ms(col(c1, k).mean),
+            ms(col(c1, k).p50),
+            ms(col(c1, k).p99),
+            ms(col(c2, k).mean),
+            forked ? ms(col(forked, k).mean) : '-',
+            forked ? ms(col(forked, k).p50) : '-',
+            what,
+          ]),
           [7],
         ),
       );
       const sumMeans = (['requestMs', 'forkMs', 'cloneMs', 'runMs', 'reapMs'] as const).reduce((a, k) => a + col(c1, k).mean, 0);
-      out(`  requestMs..reapMs add up to totalMs (${ms(sumMeans)} vs ${ms(col(c1, 'totalMs').mean)} ` + `ms mean); the round trip above adds run() itself: argument encoding, the queue, settling.`);
+      out(
+        `  requestMs..reapMs add up to totalMs (${ms(sumMeans)} vs ${ms(col(c1, 'totalMs').mean)} ` +
+          `ms mean); the round trip above adds run() itself: argument encoding, the queue, settling.`,
+      );
       const pre = (rs: RunResult[]) => rs.filter((r) => r.preforked).length;
-      out(`  runs that went to a preforked child (forkMs, cloneMs, specializeMs, importMs are 0 for them): ` + `${pre(c1)} of ${c1.length} at concurrency 1, ${pre(c2)} of ${c2.length} at concurrency 2.`);
+      out(
+        `  runs that went to a preforked child (forkMs, cloneMs, specializeMs, importMs are 0 for them): ` +
+          `${pre(c1)} of ${c1.length} at concurrency 1, ${pre(c2)} of ${c2.length} at concurrency 2.`,
+      );
       const ip = await inProcess(cfg.quick ? 100 : 500);
-      out(`  For scale, the job alone in this warm process (Thrift decode, table, Arrow ` + `IPC encode and decode): p50 ${ms(ip.p50, 3)} ms, mean ${ms(ip.mean, 3)} ms.`);
+      out(
+        `  For scale, the job alone in this warm process (Thrift decode, table, Arrow ` +
+          `IPC encode and decode): p50 ${ms(ip.p50, 3)} ms, mean ${ms(ip.mean, 3)} ms.`,
+      );
       out();
     }
 
@@ -552,7 +629,16 @@ export async function main(argv: string[]): Promise<number> {
         indent(
           table(
             ['variant', 'p50 ms', 'p99 ms', 'mean ms', 'p50 - default', 'cloneMs p50', 'cloneMs p99', 'runMs p50'],
-            lr.map((r) => [r.label, ms(r.latency.p50), ms(r.latency.p99), ms(r.latency.mean), r === base ? '-' : `${r.latency.p50 >= base.latency.p50 ? '+' : ''}${ms(r.latency.p50 - base.latency.p50)}`, ms(r.clone.p50), ms(r.clone.p99), ms(r.run.p50)]),
+            lr.map((r) => [
+              r.label,
+              ms(r.latency.p50),
+              ms(r.latency.p99),
+              ms(r.latency.mean),
+              r === base ? '-' : `${r.latency.p50 >= base.latency.p50 ? '+' : ''}${ms(r.latency.p50 - base.latency.p50)}`,
+              ms(r.clone.p50),
+              ms(r.clone.p99),
+              ms(r.run.p50),
+            ]),
           ),
         ),
       );
@@ -569,13 +655,18 @@ export async function main(argv: string[]): Promise<number> {
     let sandboxFloor: SandboxFloorResult | null = null;
     const floorAt = floor && ((mibs: number) => ({ small: floor.run(mibs, cfg.floorIterations, false), thp: floor.run(mibs, cfg.floorIterations, true) }));
     const floorLine = (f: FloorResult, what: string) =>
-      `  ${what.padEnd(32)} p50 ${ms(f.p50, 3)} ms, p99 ${ms(f.p99, 3)}, mean ${ms(f.mean, 3)}, min ` + `${ms(f.min, 3)} (RSS ${mib(f.rssKiB * 1024)}, ${mib(f.anonHugeKiB * 1024)} in huge pages)`;
+      `  ${what.padEnd(32)} p50 ${ms(f.p50, 3)} ms, p99 ${ms(f.p99, 3)}, mean ${ms(f.mean, 3)}, min ` +
+      `${ms(f.min, 3)} (RSS ${mib(f.rssKiB * 1024)}, ${mib(f.anonHugeKiB * 1024)} in huge pages)`;
     try {
       if (floorAt) {
         const size = zygoteRssMiB || 60;
         progress(`floor: fork+exit of a ${size} MiB process`);
         const f = floorAt(size);
-        out(`floor: fork() + _exit() + waitpid() of a C process of ${size} MiB touched ` + `memory${zygoteRssMiB ? ' (the zygote\'s VmRSS)' : ''}, ` + `${cfg.floorIterations} forks (bench/fixtures/fork-floor.c)`);
+        out(
+          `floor: fork() + _exit() + waitpid() of a C process of ${size} MiB touched ` +
+            `memory${zygoteRssMiB ? " (the zygote's VmRSS)" : ''}, ` +
+            `${cfg.floorIterations} forks (bench/fixtures/fork-floor.c)`,
+        );
         out(floorLine(f.small, '4 KiB pages (MADV_NOHUGEPAGE):'));
         out(floorLine(f.thp, 'transparent huge pages:'));
         const empty = floor!.run(0, cfg.floorIterations, false);
@@ -590,8 +681,16 @@ export async function main(argv: string[]): Promise<number> {
         heavy = await preloadHeavy(cfg.heavyIterations, Math.min(cfg.warmup, 10));
         const h = heavy;
         const sideRow = (name: string, s: HeavyResult['empty']) => [
-          name, mib(s.rssBytes), s.startMs.toFixed(0), ms(s.latency.p50), ms(s.latency.p99), ms(s.latency.mean),
-          ms(s.timings.forkMs), ms(s.timings.cloneMs), ms(s.timings.runMs), ms(s.timings.reapMs),
+          name,
+          mib(s.rssBytes),
+          s.startMs.toFixed(0),
+          ms(s.latency.p50),
+          ms(s.latency.p99),
+          ms(s.latency.mean),
+          ms(s.timings.forkMs),
+          ms(s.timings.cloneMs),
+          ms(s.timings.runMs),
+          ms(s.timings.reapMs),
         ];
         out(`preload-heavy: a zygote preloading ~200 MiB of live data (${rel(fixture('heavy-preload.mjs'))}) against one preloading nothing`);
         out(`  beyond apache-arrow and thrift; concurrency 1, ${h.iterations} jobs each, the two zygotes taking turns`);
@@ -601,7 +700,10 @@ export async function main(argv: string[]): Promise<number> {
             [sideRow('empty', h.empty), sideRow('~200 MiB preload', h.heavy)],
           ),
         );
-        out(`  per job, heavy / empty: p50 ${ratio(h.heavy.latency.p50 / h.empty.latency.p50)}, mean ` + `${ratio(h.heavy.latency.mean / h.empty.latency.mean)} (phases are means of r.timings)`);
+        out(
+          `  per job, heavy / empty: p50 ${ratio(h.heavy.latency.p50 / h.empty.latency.p50)}, mean ` +
+            `${ratio(h.heavy.latency.mean / h.empty.latency.mean)} (phases are means of r.timings)`,
+        );
         if (floorAt) {
           const size = Math.ceil(h.heavy.rssBytes / 2 ** 20);
           progress(`floor: fork+exit of a ${size} MiB process`);
@@ -617,14 +719,24 @@ export async function main(argv: string[]): Promise<number> {
       if (cfg.arena && cfg.only.has('nodespawner')) {
         const sides = await heapArena(cfg.arenaIterations, Math.min(cfg.warmup, 10), cfg.heavy);
         out(`the heap arena (spawner option heapArena): V8's heap pages in one range, collapsed into huge pages before serving, against`);
-        out(`  V8's own placement; the zygotes taking turns in 3 rounds: ${cfg.arenaIterations} ` + `jobs back to back and ${2 * cfg.arenaIterations} at concurrency 2 each`);
+        out(
+          `  V8's own placement; the zygotes taking turns in 3 rounds: ${cfg.arenaIterations} ` +
+            `jobs back to back and ${2 * cfg.arenaIterations} at concurrency 2 each`,
+        );
         out(
           indent(
             table(
               ['zygote', 'anon mappings', 'anon RSS', 'huge pages', 'p50 ms c=1', 'p99 ms c=1', 'mean ms c=1', 'jobs/s c=2', 'machine CPU/job'],
               sides.map((s) => [
-                s.label, String(s.mappings), mib(s.anonymousBytes), s.heapArena ? mib(s.hugePageBytes) : '-', ms(s.c1.p50), ms(s.c1.p99), ms(s.c1.mean),
-                rate(s.perSec), `${ms(s.machineMsPerJob)} ms`,
+                s.label,
+                String(s.mappings),
+                mib(s.anonymousBytes),
+                s.heapArena ? mib(s.hugePageBytes) : '-',
+                ms(s.c1.p50),
+                ms(s.c1.p99),
+                ms(s.c1.mean),
+                rate(s.perSec),
+                `${ms(s.machineMsPerJob)} ms`,
               ]),
               [0],
             ),
@@ -632,9 +744,17 @@ export async function main(argv: string[]): Promise<number> {
         );
         for (let i = 0; i + 1 < sides.length; i += 2) {
           const [on, off] = [sides[i], sides[i + 1]];
-          out(`  ${on.label.replace(/, arena on$/, '')}: arena on / off: ` + `jobs/s ${ratio(on.perSec / off.perSec)}, machine CPU ` + `per job ${ratio(on.machineMsPerJob / off.machineMsPerJob)}, ` + `p50 back to back ${ratio(on.c1.p50 / off.c1.p50)}`);
+          out(
+            `  ${on.label.replace(/, arena on$/, '')}: arena on / off: ` +
+              `jobs/s ${ratio(on.perSec / off.perSec)}, machine CPU ` +
+              `per job ${ratio(on.machineMsPerJob / off.machineMsPerJob)}, ` +
+              `p50 back to back ${ratio(on.c1.p50 / off.c1.p50)}`,
+          );
         }
-        out(`  (anon mappings: the zygote's private writable anonymous mappings at ready, ` + `which a fork copies entry by entry; huge pages: collapsed before serving)`);
+        out(
+          `  (anon mappings: the zygote's private writable anonymous mappings at ready, ` +
+            `which a fork copies entry by entry; huge pages: collapsed before serving)`,
+        );
         out();
       }
 
@@ -665,11 +785,20 @@ export async function main(argv: string[]): Promise<number> {
         const pool = rows.find((r) => r.c === piscina && r.cpu2);
         const jobMs = pool ? pool.cpu2!.machineMs / pool.cpu2!.jobs : NaN;
         const cpuMsPerSecond = os.cpus().length * 1000;
-        out(`  1,000 jobs/s at concurrency 2 on ${os.cpus().length} CPUs needs at most ` + `${ms(cpuMsPerSecond / 1000)} ms of machine CPU per job. The sandbox floor above takes`);
-        out(`  ${ms(f.machine_cpu_ms_per_job)} ms (${rate(f.jobs_per_s)} jobs/s) with no Node and no ` + `job${Number.isFinite(jobMs) ? `, and the job with its arguments and result coded, in piscina's workers,` : '.'}`);
+        out(
+          `  1,000 jobs/s at concurrency 2 on ${os.cpus().length} CPUs needs at most ` +
+            `${ms(cpuMsPerSecond / 1000)} ms of machine CPU per job. The sandbox floor above takes`,
+        );
+        out(
+          `  ${ms(f.machine_cpu_ms_per_job)} ms (${rate(f.jobs_per_s)} jobs/s) with no Node and no ` +
+            `job${Number.isFinite(jobMs) ? `, and the job with its arguments and result coded, in piscina's workers,` : '.'}`,
+        );
         if (Number.isFinite(jobMs)) {
           const least = f.machine_cpu_ms_per_job + jobMs;
-          out(`  ${ms(jobMs)} ms: ${ms(least)} ms together, so at most ${rate(cpuMsPerSecond / least)} ` + `jobs/s for a fork server with this sandbox and an intermediate per job here.`);
+          out(
+            `  ${ms(jobMs)} ms: ${ms(least)} ms together, so at most ${rate(cpuMsPerSecond / least)} ` +
+              `jobs/s for a fork server with this sandbox and an intermediate per job here.`,
+          );
         }
         if (Number.isFinite(nsC2)) out(`  nodespawner's ${rate(nsC2)} jobs/s are ${((nsC2 / f.jobs_per_s) * 100).toFixed(0)} % of the floor's.`);
       }
@@ -694,7 +823,8 @@ export async function main(argv: string[]): Promise<number> {
     const md = summaryTable(per);
     out(md);
     if (cfg.writeDocs) {
-      const context = `Measured by \`npm run bench -- --write-docs\` on ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${os.type()} ${os.release()}, on ${new Date().toISOString().slice(0, 10)}; the first row in full, the others with \`--quick\`.`;
+      const machine = `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${os.type()} ${os.release()}`;
+      const context = `Measured by \`npm run bench -- --write-docs\` on ${machine}, on ${new Date().toISOString().slice(0, 10)}; the first row in full, the others with \`--quick\`.`;
       out(writeDocs(md, context) ? 'written into docs/performance.md' : 'docs/performance.md has no summary markers: not written');
     }
   }
@@ -705,7 +835,12 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     out(`  failed to run: ${(e as Error).message}`);
   }
-  out(`benchmark took ${((performance.now() - benchStart) / 1000).toFixed(1)} s; load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  out(
+    `benchmark took ${((performance.now() - benchStart) / 1000).toFixed(1)} s; load average at the end: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
   return 0;
 }
 

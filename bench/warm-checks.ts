@@ -22,7 +22,8 @@ async function waitForPreforked(s: Spawner, n: number): Promise<void> {
 async function resultEncodingCompiled(s: Spawner): Promise<WarmCheck> {
   const name = "a child's table result compiles and deoptimizes nothing (--trace-opt, --trace-deopt)";
   const control = await s.run(fixture('traced-table.mjs'), { rows: 10, control: true });
-  if (!/compiling method .*square/.test(traced(control).join('\n'))) return { name, ok: false, detail: 'the trace shows nothing in a child (the control saw no compile)' };
+  if (!/compiling method .*square/.test(traced(control).join('\n')))
+    return { name, ok: false, detail: 'the trace shows nothing in a child (the control saw no compile)' };
   for (const args of [{ rows: 1000 }, { rows: 3 }, { rows: 50, labels: true }]) {
     for (let i = 0; i < 3; i++) {
       const r = await s.run(fixture('traced-table.mjs'), args);
@@ -46,7 +47,8 @@ async function feedbackVectors(): Promise<WarmCheck> {
       if (preforked) await waitForPreforked(s, 1);
       const r = await s.run(fixture('feedback.mjs'), { preload: fixture('feedback-preload.mjs') });
       const [once, own] = [vector(r, 'once'), vector(r, 'own')];
-      if (once !== true || own !== false) return { name, ok: false, detail: `preforked: ${r.preforked}: once (the zygote ran it) ${once}, own (the job ran it) ${own}` };
+      if (once !== true || own !== false)
+        return { name, ok: false, detail: `preforked: ${r.preforked}: once (the zygote ran it) ${once}, own (the job ran it) ${own}` };
     }
     return { name, ok: true, detail: 'a forked and a preforked run' };
   } finally {

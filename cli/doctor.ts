@@ -87,12 +87,10 @@ const isRoot = process.geteuid?.() === 0;
 
 /** Whether `id` exists in this process's user namespace (lib/zygote-process.ts makes the same check). */
 function idMapped(kind: 'uid' | 'gid', id: number): boolean {
-  return (read(`/proc/self/${kind}_map`) ?? '')
-    .split('\n')
-    .some((line) => {
-      const [inside, , count] = line.trim().split(/\s+/).map(Number);
-      return id >= inside && id < inside + count;
-    });
+  return (read(`/proc/self/${kind}_map`) ?? '').split('\n').some((line) => {
+    const [inside, , count] = line.trim().split(/\s+/).map(Number);
+    return id >= inside && id < inside + count;
+  });
 }
 
 /** Evidence that this process runs in a container, or null. */
@@ -170,11 +168,22 @@ interface ProbeOutcome {
 }
 
 /** Starts a spawner (with its fork self-test) and runs the probe job in the full sandbox. */
-async function probe(Spawner: typeof SpawnerClass, limits: 'cgroup' | 'rlimit' | 'none', cgroupRoot: string | null, jobFile: string, network: 'none' | 'egress' = 'none'): Promise<ProbeOutcome> {
+async function probe(
+  Spawner: typeof SpawnerClass,
+  limits: 'cgroup' | 'rlimit' | 'none',
+  cgroupRoot: string | null,
+  jobFile: string,
+  network: 'none' | 'egress' = 'none',
+): Promise<ProbeOutcome> {
   const out: ProbeOutcome = { limits, info: null, report: null, peakMemoryBytes: null, error: null, phase: null };
   let spawner: SpawnerClass;
   try {
-    spawner = await Spawner.start({ selfTest: true, concurrency: 1, startTimeout: 30_000, sandbox: { limits, network, ...(cgroupRoot ? { cgroupRoot } : {}) } });
+    spawner = await Spawner.start({
+      selfTest: true,
+      concurrency: 1,
+      startTimeout: 30_000,
+      sandbox: { limits, network, ...(cgroupRoot ? { cgroupRoot } : {}) },
+    });
   } catch (e) {
     out.error = e as ProbeOutcome['error'];
     out.phase = 'start';
@@ -204,7 +213,20 @@ function failedStep(e: ProbeOutcome['error']): { step: string; syscall: string; 
 
 const stepKinds: Record<string, string[]> = {
   userns: ['clone', 'uid_map', 'gid_map', 'setgroups', 'wait for id maps'],
-  mounts: ['private mounts', 'staging root', 'pivot to staging', 'new root', 'proc', 'tmpfs', 'bind', 'read-only bind', 'read-only root', 'detach host root', 'enter new root', 'mount point'],
+  mounts: [
+    'private mounts',
+    'staging root',
+    'pivot to staging',
+    'new root',
+    'proc',
+    'tmpfs',
+    'bind',
+    'read-only bind',
+    'read-only root',
+    'detach host root',
+    'enter new root',
+    'mount point',
+  ],
   cgroups: ['cgroup', 'cgroup limit', 'join cgroup'],
   seccomp: ['seccomp'],
   landlock: ['landlock'],
@@ -230,9 +252,11 @@ function tunAccess(uid: number): string {
   } catch {
     return '/dev/net/tun is missing (the tun module: modprobe tun)';
   }
-  const bits = st.uid === uid ? (st.mode >> 6) & 6 : (st.mode & 6);
+  const bits = st.uid === uid ? (st.mode >> 6) & 6 : st.mode & 6;
   const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-  return bits === 6 ? `/dev/net/tun (mode ${mode}) opens for uid ${uid}, the stack's` : `/dev/net/tun (mode ${mode}, owner ${st.uid}) does not open for uid ${uid}, as which the stack runs`;
+  return bits === 6
+    ? `/dev/net/tun (mode ${mode}) opens for uid ${uid}, the stack's`
+    : `/dev/net/tun (mode ${mode}, owner ${st.uid}) does not open for uid ${uid}, as which the stack runs`;
 }
 
 function fmtBytes(n: number): string {
@@ -285,7 +309,7 @@ export async function main(argv: string[]): Promise<number> {
   const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(Number);
   const supported = nodeMajor === 24 || (nodeMajor === 22 && nodeMinor >= 15);
   const endOfLife = nodeMajor === 20 && nodeMinor >= 11;
-  const install = 'Install Node.js 24 LTS (https://nodejs.org, or your distribution\'s nodejs package), then reinstall nodespawner.';
+  const install = "Install Node.js 24 LTS (https://nodejs.org, or your distribution's nodejs package), then reinstall nodespawner.";
   add({
     name: 'node',
     status: supported ? 'works' : endOfLife ? 'warning' : 'missing',
@@ -309,7 +333,8 @@ export async function main(argv: string[]): Promise<number> {
     detail: native ? `${(await import('../lib/native.js')).addonPath} loads` : `cannot load: ${addonError?.message.split('\n')[0] ?? 'not Linux'}`,
     fix: native
       ? undefined
-      : 'Rebuild it for this Node.js: `npm rebuild nodespawner` in your app (in a checkout: `npm run ' + 'build`). node-gyp needs python3, make and g++ (Debian/Ubuntu: `apt-get install python3 make g++`).',
+      : 'Rebuild it for this Node.js: `npm rebuild nodespawner` in your app (in a checkout: `npm run ' +
+        'build`). node-gyp needs python3, make and g++ (Debian/Ubuntu: `apt-get install python3 make g++`).',
   });
 
   // --- Who runs the app -------------------------------------------------------------------------
@@ -319,17 +344,22 @@ export async function main(argv: string[]): Promise<number> {
       name: 'app user',
       status: nobody ? 'note' : 'warning',
       detail: nobody
-        ? 'running as root: every job runs as uid/gid 65534 (nobody) outside its namespaces (1000 inside). Job ' + 'files, their imports and every directory above them must be readable and traversable by uid 65534.'
-        : 'running as root, and uid/gid 65534 does not exist in this user namespace: jobs ' + 'map to uid/gid 0 outside their namespaces, the same root this app runs as.',
+        ? 'running as root: every job runs as uid/gid 65534 (nobody) outside its namespaces (1000 inside). Job ' +
+          'files, their imports and every directory above them must be readable and traversable by uid 65534.'
+        : 'running as root, and uid/gid 65534 does not exist in this user namespace: jobs ' +
+          'map to uid/gid 0 outside their namespaces, the same root this app runs as.',
       fix: nobody
-        ? 'Consider a dedicated unprivileged user for the app (see docs/deploy.md): then jobs run as ' + 'that user and the app needs no root at all, provided user namespaces and cgroups work for it.'
+        ? 'Consider a dedicated unprivileged user for the app (see docs/deploy.md): then jobs run as ' +
+          'that user and the app needs no root at all, provided user namespaces and cgroups work for it.'
         : 'Run the app as an unprivileged user, or map uid/gid 65534 into its user namespace.',
     });
   } else {
     add({
       name: 'app user',
       status: 'note',
-      detail: `running as uid ${process.geteuid?.()}: every job runs as this same uid outside its ` + `namespaces (1000 inside). A job that escaped its sandbox would have this user's rights.`,
+      detail:
+        `running as uid ${process.geteuid?.()}: every job runs as this same uid outside its ` +
+        `namespaces (1000 inside). A job that escaped its sandbox would have this user's rights.`,
       fix: 'Give the app a dedicated user that owns nothing else (see docs/deploy.md).',
     });
   }
@@ -339,7 +369,14 @@ export async function main(argv: string[]): Promise<number> {
     add({
       name: 'container',
       status: 'note',
-      detail: `this looks like a container: ${container}; seccomp ` + `${ownSeccomp === '2' ? `filter mode (${ownFilters} filter${ownFilters === 1 ? '' : 's'})` : ownSeccomp === '0' ? 'off' : ownSeccomp ?? 'unknown'}; ` + `` + `` + `` + `AppArmor ${apparmor ?? 'not present'}. Container runtimes block what the sandbox ` + `needs by default; if a check below is missing, docs/deploy.md lists the flags.`,
+      detail:
+        `this looks like a container: ${container}; seccomp ` +
+        `${ownSeccomp === '2' ? `filter mode (${ownFilters} filter${ownFilters === 1 ? '' : 's'})` : ownSeccomp === '0' ? 'off' : (ownSeccomp ?? 'unknown')}; ` +
+        `` +
+        `` +
+        `` +
+        `AppArmor ${apparmor ?? 'not present'}. Container runtimes block what the sandbox ` +
+        `needs by default; if a check below is missing, docs/deploy.md lists the flags.`,
     });
   }
 
@@ -375,7 +412,8 @@ export async function main(argv: string[]): Promise<number> {
       const cgroupsUsable = cgroups !== null && cgroups.version !== 0;
       first = await probe(Spawner, cgroupsUsable && args.limits === 'cgroup' ? 'cgroup' : args.limits === 'none' ? 'none' : 'rlimit', args.cgroupRoot, jobFile);
       const step = failedStep(first.error);
-      const cgroupFailure = first.limits === 'cgroup' && first.error && (first.error.reason === 'cgroups' || (step !== null && kindOf(step.step) === 'cgroups'));
+      const cgroupFailure =
+        first.limits === 'cgroup' && first.error && (first.error.reason === 'cgroups' || (step !== null && kindOf(step.step) === 'cgroups'));
       if (first.limits === 'cgroup') cgroupOutcome = first;
       if (cgroupFailure) {
         // Prove the rest of the sandbox without cgroups.
@@ -406,15 +444,31 @@ export async function main(argv: string[]): Promise<number> {
     const nsFlags = ['--user', '--map-root-user', '--pid', '--fork', '--mount', '--net', '--uts', '--ipc', '--cgroup'];
     const u = spawnSync('unshare', [...nsFlags, 'true'], { encoding: 'utf8', timeout: 10_000 });
     if (u.error) facts.push('unshare(1) not installed');
-    else facts.push(u.status === 0 ? '`unshare --user --pid --mount --net --uts --ipc --cgroup` works' : `\`unshare ${nsFlags.join(' ')} true\` fails: ${(u.stderr || `exit ${u.status}`).trim().split('\n')[0]}`);
+    else
+      facts.push(
+        u.status === 0
+          ? '`unshare --user --pid --mount --net --uts --ipc --cgroup` works'
+          : `\`unshare ${nsFlags.join(' ')} true\` fails: ${(u.stderr || `exit ${u.status}`).trim().split('\n')[0]}`,
+      );
     const fixes: string[] = [];
     if (maxUserNs === '0') fixes.push('`sysctl -w user.max_user_namespaces=15000` (persist it in /etc/sysctl.d/99-nodespawner.conf)');
-    if (usernsClone === '0' && !isRoot) fixes.push('`sysctl -w kernel.unprivileged_userns_clone=1` (Debian/Ubuntu ' + 'kernels; persist it in /etc/sysctl.d/), or run the app as root');
+    if (usernsClone === '0' && !isRoot)
+      fixes.push('`sysctl -w kernel.unprivileged_userns_clone=1` (Debian/Ubuntu ' + 'kernels; persist it in /etc/sysctl.d/), or run the app as root');
     if (apparmorRestrict === '1' && !isRoot) {
-      fixes.push(`Ubuntu restricts unprivileged user namespaces: give node ` + `an AppArmor profile that allows them (an /etc/apparmor.d/ ` + `profile for ${process.execPath} with \`userns,\`), or ` + `\`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0\``);
+      fixes.push(
+        `Ubuntu restricts unprivileged user namespaces: give node ` +
+          `an AppArmor profile that allows them (an /etc/apparmor.d/ ` +
+          `profile for ${process.execPath} with \`userns,\`), or ` +
+          `\`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0\``,
+      );
     }
     if (container && ownSeccomp === '2') {
-      fixes.push("this container's seccomp profile (Docker's default, or Kubernetes' RuntimeDefault) " + "refuses clone with namespace flags: run it with a profile that allows them (`docker " + "run --security-opt seccomp=nodespawner-seccomp.json`, Kubernetes `seccompProfile: " + "{type: Localhost}`; docs/deploy.md shows how to make one), or seccomp=unconfined");
+      fixes.push(
+        "this container's seccomp profile (Docker's default, or Kubernetes' RuntimeDefault) " +
+          'refuses clone with namespace flags: run it with a profile that allows them (`docker ' +
+          'run --security-opt seccomp=nodespawner-seccomp.json`, Kubernetes `seccompProfile: ' +
+          '{type: Localhost}`; docs/deploy.md shows how to make one), or seccomp=unconfined',
+      );
     }
     let status: Status;
     let detail: string;
@@ -449,24 +503,58 @@ export async function main(argv: string[]): Promise<number> {
       } else if (sandboxKind === 'mounts') {
         fix =
           `The job's own root could not be built (${s?.syscall} refused with ${s?.errno}). ` +
-          (apparmor && apparmor !== 'unconfined' ? `This process runs under AppArmor profile ${apparmor}, which may deny mount: Docker \`--security-opt ` + `apparmor=unconfined\` (or a profile that allows mount), Kubernetes \`appArmorProfile: {type: Unconfined}\`. ` : '') +
+          (apparmor && apparmor !== 'unconfined'
+            ? `This process runs under AppArmor profile ${apparmor}, which may deny mount: Docker \`--security-opt ` +
+              `apparmor=unconfined\` (or a profile that allows mount), Kubernetes \`appArmorProfile: {type: Unconfined}\`. `
+            : '') +
           (ownSeccomp === '2' ? 'The seccomp profile this process runs under must allow mount, umount2 and pivot_root. ' : '') +
           'See docs/deploy.md and docs/troubleshooting.md.';
       } else if (sandboxKind === 'keyring' || sandboxKind === 'hostname') {
-        fix = `The seccomp profile this process runs under refuses ${s?.syscall} (Docker's default refuses ` + `keyctl, and sethostname without CAP_SYS_ADMIN): use a profile that allows it (docs/deploy.md).`;
+        fix =
+          `The seccomp profile this process runs under refuses ${s?.syscall} (Docker's default refuses ` +
+          `keyctl, and sethostname without CAP_SYS_ADMIN): use a profile that allows it (docs/deploy.md).`;
       } else if (sandboxKind === 'seccomp') {
-        fix = 'The kernel refused to install the jobs\' seccomp filter: it needs CONFIG_SECCOMP_FILTER, ' + 'and a seccomp profile around this process that allows seccomp(2).';
+        fix =
+          "The kernel refused to install the jobs' seccomp filter: it needs CONFIG_SECCOMP_FILTER, " +
+          'and a seccomp profile around this process that allows seccomp(2).';
       } else if (sandboxKind === 'landlock') {
-        fix = 'Landlock is present but refused the rules: report this with the output of `nodespawner ' + 'doctor --json`. Meanwhile, `sandbox.landlock: false` runs jobs without that layer.';
+        fix =
+          'Landlock is present but refused the rules: report this with the output of `nodespawner ' +
+          'doctor --json`. Meanwhile, `sandbox.landlock: false` runs jobs without that layer.';
       } else if (sandboxError.code === 'ERR_JOB_FAILED' && /EACCES|EPERM/.test(sandboxError.message)) {
-        fix = `The job user cannot read a job file in ${os.tmpdir()}: ` + `${isRoot ? 'uid 65534 needs read access to job files and every directory above them' : 'check the permissions of the temp directory'} ` + `` + `` + `` + `` + `(TMPDIR picks another).`;
-      } else if (sandboxError.reason === 'PRELOAD_FAILED' || sandboxError.reason === 'SELF_TEST_FAILED' || sandboxError.reason === 'exit' || sandboxError.reason === 'timeout') {
+        fix =
+          `The job user cannot read a job file in ${os.tmpdir()}: ` +
+          `${isRoot ? 'uid 65534 needs read access to job files and every directory above them' : 'check the permissions of the temp directory'} ` +
+          `` +
+          `` +
+          `` +
+          `` +
+          `(TMPDIR picks another).`;
+      } else if (
+        sandboxError.reason === 'PRELOAD_FAILED' ||
+        sandboxError.reason === 'SELF_TEST_FAILED' ||
+        sandboxError.reason === 'exit' ||
+        sandboxError.reason === 'timeout'
+      ) {
         fix = 'See docs/troubleshooting.md under this reason.';
       } else {
         fix = 'See docs/troubleshooting.md for this error code.';
       }
-      const name = { mounts: 'own root (mounts)', keyring: 'session keyring', hostname: 'hostname', seccomp: 'seccomp filter', landlock: 'landlock rules', cgroups: 'cgroups' }[sandboxKind ?? ''] ?? 'sandbox';
-      add({ name, status: 'missing', detail: `${sandbox.phase === 'start' ? 'Spawner.start() failed' : 'the probe job failed'}: ${describe(sandboxError)}`, fix });
+      const name =
+        {
+          mounts: 'own root (mounts)',
+          keyring: 'session keyring',
+          hostname: 'hostname',
+          seccomp: 'seccomp filter',
+          landlock: 'landlock rules',
+          cgroups: 'cgroups',
+        }[sandboxKind ?? ''] ?? 'sandbox';
+      add({
+        name,
+        status: 'missing',
+        detail: `${sandbox.phase === 'start' ? 'Spawner.start() failed' : 'the probe job failed'}: ${describe(sandboxError)}`,
+        fix,
+      });
     } else if (sandbox.report) {
       const r = sandbox.report;
       const problems: string[] = [];
@@ -479,8 +567,10 @@ export async function main(argv: string[]): Promise<number> {
         name: 'sandbox',
         status: problems.length ? 'missing' : 'works',
         detail:
-          `started, its fork self-test passing (${sandbox.info?.selfTestMs ?? '?'} ms); ` + `a probe job ran as pid ${r.pid}, uid ${r.uid}, hostname ${r.hostname}, ` +
-          `in its own root (the host's /etc ${r.hostRootVisible ? 'visible' : 'not visible'}), ` + `network interfaces [${r.interfaces.join(', ')}], no capabilities, no_new_privs` +
+          `started, its fork self-test passing (${sandbox.info?.selfTestMs ?? '?'} ms); ` +
+          `a probe job ran as pid ${r.pid}, uid ${r.uid}, hostname ${r.hostname}, ` +
+          `in its own root (the host's /etc ${r.hostRootVisible ? 'visible' : 'not visible'}), ` +
+          `network interfaces [${r.interfaces.join(', ')}], no capabilities, no_new_privs` +
           (problems.length ? `; but: ${problems.join('; ')}` : ''),
         fix: problems.length ? 'The sandbox is not what it should be: please report this with the output of `nodespawner doctor --json`.' : undefined,
       });
@@ -490,7 +580,13 @@ export async function main(argv: string[]): Promise<number> {
   // --- seccomp ------------------------------------------------------------------------------------
   if (linux) {
     const actions = read('/proc/sys/kernel/seccomp/actions_avail');
-    const own = ownSeccomp === '2' ? `this process already runs under ${ownFilters} seccomp filter${ownFilters === 1 ? '' : 's'} (a ` + `container runtime or systemd's SystemCallFilter=); nodespawner's filter is added on top in each job` : ownSeccomp === '0' ? 'this process runs without a seccomp filter' : `Seccomp: ${ownSeccomp ?? 'unknown'}`;
+    const own =
+      ownSeccomp === '2'
+        ? `this process already runs under ${ownFilters} seccomp filter${ownFilters === 1 ? '' : 's'} (a ` +
+          `container runtime or systemd's SystemCallFilter=); nodespawner's filter is added on top in each job`
+        : ownSeccomp === '0'
+          ? 'this process runs without a seccomp filter'
+          : `Seccomp: ${ownSeccomp ?? 'unknown'}`;
     const r = sandbox?.report;
     if (r) {
       const ok = r.seccomp === '2';
@@ -505,7 +601,14 @@ export async function main(argv: string[]): Promise<number> {
       add({
         name: 'seccomp',
         status: kernelHas ? (sandboxKind === 'seccomp' ? 'missing' : 'works') : 'missing',
-        detail: `${actions === null ? 'the kernel has no seccomp filter support (/proc/sys/kernel/seccomp/actions_avail is absent)' : `kernel actions: ${actions}`}; ` + `` + `` + `` + `` + `` + `${own}; the kernel supports filters, but no job ran to prove it (see above)`,
+        detail:
+          `${actions === null ? 'the kernel has no seccomp filter support (/proc/sys/kernel/seccomp/actions_avail is absent)' : `kernel actions: ${actions}`}; ` +
+          `` +
+          `` +
+          `` +
+          `` +
+          `` +
+          `${own}; the kernel supports filters, but no job ran to prove it (see above)`,
         fix: kernelHas && sandboxKind !== 'seccomp' ? undefined : 'Use a kernel with CONFIG_SECCOMP_FILTER (4.14 or later for kill_process).',
       });
     }
@@ -523,7 +626,10 @@ export async function main(argv: string[]): Promise<number> {
         fix = 'Use a kernel with CONFIG_SECURITY_LANDLOCK=y and landlock in its LSM list.';
       } else if (errno === os.constants.errno.EOPNOTSUPP) {
         why = 'the kernel has Landlock, but it was not enabled at boot';
-        fix = 'Add landlock to the kernel\'s lsm= boot parameter (for example ' + 'lsm=landlock,lockdown,yama,integrity,apparmor,bpf; keep ' + 'the LSMs listed in /sys/kernel/security/lsm) and reboot.';
+        fix =
+          "Add landlock to the kernel's lsm= boot parameter (for example " +
+          'lsm=landlock,lockdown,yama,integrity,apparmor,bpf; keep ' +
+          'the LSMs listed in /sys/kernel/security/lsm) and reboot.';
       } else {
         const name = Object.entries(os.constants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
         why = `landlock_create_ruleset fails with ${name}${ownSeccomp === '2' ? ', likely refused by the seccomp profile this process runs under' : ''}`;
@@ -533,7 +639,10 @@ export async function main(argv: string[]): Promise<number> {
     add({
       name: 'landlock',
       status: abi > 0 ? 'works' : 'warning',
-      detail: abi > 0 ? `ABI ${abi}: jobs get Landlock as a second filesystem layer` : `${why}; jobs run without this second filesystem layer (the own root still confines them)`,
+      detail:
+        abi > 0
+          ? `ABI ${abi}: jobs get Landlock as a second filesystem layer`
+          : `${why}; jobs run without this second filesystem layer (the own root still confines them)`,
       fix,
     });
   }
@@ -541,7 +650,10 @@ export async function main(argv: string[]): Promise<number> {
   // --- network ------------------------------------------------------------------------------------
   const networkModes = {
     none: { status: 'works' as Status, detail: "sandbox.network is 'none': each job has a network namespace of its own with only a loopback that is down" },
-    egress: { status: 'works' as Status, detail: "sandbox.network is 'egress': jobs reach public addresses only, through a firewall in their own network namespace (see egress below)" },
+    egress: {
+      status: 'works' as Status,
+      detail: "sandbox.network is 'egress': jobs reach public addresses only, through a firewall in their own network namespace (see egress below)",
+    },
     host: {
       status: 'warning' as Status,
       detail:
@@ -566,7 +678,11 @@ export async function main(argv: string[]): Promise<number> {
         : i.hugePageBytes > 0
           ? `V8's heap is in one range, ${huge} of it in transparent huge pages: each fork copies far fewer page table entries`
           : `V8's heap is in one range, without huge pages: ${i.heapArenaNote ?? 'no 2 MiB extent was resident enough'}`,
-      fix: i.heapArena && i.hugePageBytes > 0 ? undefined : 'Optional, for speed: transparent huge pages not set to never (/sys/kernel/mm/transparent_hugepage/enabled), ' + 'Linux 6.1+ for MADV_COLLAPSE, and the package at a path without spaces or colons.',
+      fix:
+        i.heapArena && i.hugePageBytes > 0
+          ? undefined
+          : 'Optional, for speed: transparent huge pages not set to never (/sys/kernel/mm/transparent_hugepage/enabled), ' +
+            'Linux 6.1+ for MADV_COLLAPSE, and the package at a path without spaces or colons.',
     });
   }
 
@@ -574,21 +690,37 @@ export async function main(argv: string[]): Promise<number> {
   if (cgroups) {
     const needed = args.limits === 'cgroup';
     const missingStatus: Status = needed ? 'missing' : 'warning';
-    const optOut = needed ? "\nOr opt into the weaker fallback: sandbox.limits 'rlimit' (or NODESPAWNER_LIMITS=rlimit): " + "RLIMIT_DATA and RLIMIT_NPROC, no CPU quota, no out-of-memory report." : '';
-    const mode = `sandbox.limits is ` + `'${args.limits}'${needed ? '' : `: jobs run with ${args.limits === 'rlimit' ? 'rlimits' : 'no limits'} but the timeout, whatever cgroups offer`}`;
+    const optOut = needed
+      ? "\nOr opt into the weaker fallback: sandbox.limits 'rlimit' (or NODESPAWNER_LIMITS=rlimit): " +
+        'RLIMIT_DATA and RLIMIT_NPROC, no CPU quota, no out-of-memory report.'
+      : '';
+    const mode =
+      `sandbox.limits is ` +
+      `'${args.limits}'${needed ? '' : `: jobs run with ${args.limits === 'rlimit' ? 'rlimits' : 'no limits'} but the timeout, whatever cgroups offer`}`;
     if (cgroups.version === 0) {
       const v2 = /cgroup v2/.test(cgroups.reason);
       const fix = v2
-        ? `Delegate a cgroup v2 subtree to the app's user (systemd: a service ` + `with Delegate=yes), run the app's process in a leaf of it, enable ` + `memory and pids for its children (cgroup.subtree_control), and pass ` + `it as sandbox.cgroupRoot: docs/deploy.md shows each step.${optOut}`
-        : `Run the app as root, or start it in memory and pids cgroups (cgroup v1) that its user owns. As ` + `root, once: \`for c in memory pids cpu; do mkdir -p /sys/fs/cgroup/$c/nodespawner-app && chown -R ` + `${os.userInfo().username} /sys/fs/cgroup/$c/nodespawner-app; ` + `done\`; then, as the app's user: \`for c in memory ` + `pids cpu; do echo $$ > /sys/fs/cgroup/$c/nodespawner-app/cgroup.procs; done; exec node app.mjs\`.${optOut}`;
+        ? `Delegate a cgroup v2 subtree to the app's user (systemd: a service ` +
+          `with Delegate=yes), run the app's process in a leaf of it, enable ` +
+          `memory and pids for its children (cgroup.subtree_control), and pass ` +
+          `it as sandbox.cgroupRoot: docs/deploy.md shows each step.${optOut}`
+        : `Run the app as root, or start it in memory and pids cgroups (cgroup v1) that its user owns. As ` +
+          `root, once: \`for c in memory pids cpu; do mkdir -p /sys/fs/cgroup/$c/nodespawner-app && chown -R ` +
+          `${os.userInfo().username} /sys/fs/cgroup/$c/nodespawner-app; ` +
+          `done\`; then, as the app's user: \`for c in memory ` +
+          `pids cpu; do echo $$ > /sys/fs/cgroup/$c/nodespawner-app/cgroup.procs; done; exec node app.mjs\`.${optOut}`;
       add({ name: 'cgroups', status: missingStatus, detail: `${cgroups.reason}; ${mode}`, fix });
     } else {
       const under = (d: string | null) => (d === null ? null : join(d, '..'));
       const where =
         cgroups.version === 2
           ? `cgroup v2: job cgroups go under ${under(cgroups.parent)}`
-          : `cgroup v1: job cgroups go under memory ${under(cgroups.parents.memory)}, pids ` + `${under(cgroups.parents.pids)}, cpu ${under(cgroups.parents.cpu) ?? 'none writable (no CPU quota)'}`;
-      const failure = cgroupOutcome?.error && (cgroupOutcome.error.reason === 'cgroups' || kindOf(failedStep(cgroupOutcome.error)?.step ?? '') === 'cgroups') ? cgroupOutcome.error : null;
+          : `cgroup v1: job cgroups go under memory ${under(cgroups.parents.memory)}, pids ` +
+            `${under(cgroups.parents.pids)}, cpu ${under(cgroups.parents.cpu) ?? 'none writable (no CPU quota)'}`;
+      const failure =
+        cgroupOutcome?.error && (cgroupOutcome.error.reason === 'cgroups' || kindOf(failedStep(cgroupOutcome.error)?.step ?? '') === 'cgroups')
+          ? cgroupOutcome.error
+          : null;
       if (failure || subtreeGap) {
         const base = cgroups.version === 2 ? join(cgroups.parent, '..') : '';
         add({
@@ -597,17 +729,27 @@ export async function main(argv: string[]): Promise<number> {
           detail: `${where}; ${failure ? `but a job could not use them: ${describe(failure)}` : subtreeGap}; ${mode}`,
           fix:
             cgroups.version === 2
-              ? `Enable the controllers for ${base}'s children: \`echo '+memory +pids +cpu' > ` + `${base}/cgroup.subtree_control\`. That works only while ${base} holds no processes itself: ` + `move the app into a child cgroup first (systemd 254+: DelegateSubgroup=app with ` + `Delegate=yes), and pass ${base} as sandbox.cgroupRoot. See docs/deploy.md.${optOut}`
+              ? `Enable the controllers for ${base}'s children: \`echo '+memory +pids +cpu' > ` +
+                `${base}/cgroup.subtree_control\`. That works only while ${base} holds no processes itself: ` +
+                `move the app into a child cgroup first (systemd 254+: DelegateSubgroup=app with ` +
+                `Delegate=yes), and pass ${base} as sandbox.cgroupRoot. See docs/deploy.md.${optOut}`
               : `Make the cgroup directories above writable by this user (or run the app as root).${optOut}`,
         });
       } else {
-        const proven = cgroupOutcome && !cgroupOutcome.error ? `; a probe job ran in its own ` + `cgroup${cgroupOutcome.peakMemoryBytes !== null ? ` (peak memory ${fmtBytes(cgroupOutcome.peakMemoryBytes)})` : ''}` : '';
+        const proven =
+          cgroupOutcome && !cgroupOutcome.error
+            ? `; a probe job ran in its own ` +
+              `cgroup${cgroupOutcome.peakMemoryBytes !== null ? ` (peak memory ${fmtBytes(cgroupOutcome.peakMemoryBytes)})` : ''}`
+            : '';
         const noCpu = cgroups.version === 1 && cgroups.parents.cpu === null;
         add({
           name: 'cgroups',
           status: noCpu ? 'warning' : 'works',
           detail: `${where}${proven}${needed ? '' : `; ${mode}`}`,
-          fix: noCpu ? 'No writable cpu controller: sandbox.cpu has no effect. Mount the cpu ' + 'controller (cgroup v1) where this user can write, or move to cgroup v2.' : undefined,
+          fix: noCpu
+            ? 'No writable cpu controller: sandbox.cpu has no effect. Mount the cpu ' +
+              'controller (cgroup v1) where this user can write, or move to cgroup v2.'
+            : undefined,
         });
       }
     }
@@ -619,22 +761,38 @@ export async function main(argv: string[]): Promise<number> {
     const jobUid = isRoot && idMapped('uid', 65534) ? 65534 : process.geteuid!();
     const tun = tunAccess(jobUid);
     const bounding = BigInt(`0x${statusField(read('/proc/self/status'), 'CapBnd') ?? '0'}`);
-    const lackingCaps = ([['CAP_NET_ADMIN', 12n], ['CAP_SYS_ADMIN', 21n]] as const).filter(([, bit]) => ((bounding >> bit) & 1n) === 0n).map(([name]) => name);
+    const lackingCaps = (
+      [
+        ['CAP_NET_ADMIN', 12n],
+        ['CAP_SYS_ADMIN', 21n],
+      ] as const
+    )
+      .filter(([, bit]) => ((bounding >> bit) & 1n) === 0n)
+      .map(([name]) => name);
     const facts = [
-      'missing' in tools ? tools.missing.replace(/^sandbox.network 'egress' needs /, 'needs ').replace(/: apt-get.*$/, '') : `stack ${tools.stack} (${tools.stackPath}), firewall ${tools.nftPath}`,
+      'missing' in tools
+        ? tools.missing.replace(/^sandbox.network 'egress' needs /, 'needs ').replace(/: apt-get.*$/, '')
+        : `stack ${tools.stack} (${tools.stackPath}), firewall ${tools.nftPath}`,
       tun,
-      lackingCaps.length > 0 ? `the capability bounding set lacks ${lackingCaps.join(' and ')}` : 'the capability bounding set holds CAP_NET_ADMIN and CAP_SYS_ADMIN',
+      lackingCaps.length > 0
+        ? `the capability bounding set lacks ${lackingCaps.join(' and ')}`
+        : 'the capability bounding set holds CAP_NET_ADMIN and CAP_SYS_ADMIN',
     ];
     const fixes: string[] = [];
-    if ('missing' in tools) fixes.push(`\`${tools.missing.replace(/^.*: (apt-get .*)$/, '$1')}\` (or slirp4netns for passt), nothing else is fetched at run time`);
-    if (!/^\/dev\/net\/tun \(mode \d+\) opens for uid/.test(tun)) fixes.push(`let uid ${jobUid} open /dev/net/tun (\`chmod 0666 /dev/net/tun\`, the usual mode; in a container: --device /dev/net/tun)`);
-    if (lackingCaps.length > 0) fixes.push(`run the app with ${lackingCaps.join(' and ')} in its bounding set (a container's default drops them: --cap-add ${lackingCaps.map((c) => c.replace('CAP_', '')).join(' --cap-add ')})`);
+    if ('missing' in tools)
+      fixes.push(`\`${tools.missing.replace(/^.*: (apt-get .*)$/, '$1')}\` (or slirp4netns for passt), nothing else is fetched at run time`);
+    if (!/^\/dev\/net\/tun \(mode \d+\) opens for uid/.test(tun))
+      fixes.push(`let uid ${jobUid} open /dev/net/tun (\`chmod 0666 /dev/net/tun\`, the usual mode; in a container: --device /dev/net/tun)`);
+    if (lackingCaps.length > 0)
+      fixes.push(
+        `run the app with ${lackingCaps.join(' and ')} in its bounding set (a container's default drops them: --cap-add ${lackingCaps.map((c) => c.replace('CAP_', '')).join(' --cap-add ')})`,
+      );
     if (egress?.error) fixes.push(describe(egress.error));
     const proven = egress && !egress.error;
     add({
       name: 'egress (optional)',
       status: proven ? 'works' : 'missing' in tools ? 'note' : 'warning',
-      detail: `sandbox.network 'egress': ${proven ? "a probe job ran with its firewall and network stack; " : ''}${facts.join('; ')}`,
+      detail: `sandbox.network 'egress': ${proven ? 'a probe job ran with its firewall and network stack; ' : ''}${facts.join('; ')}`,
       fix: fixes.length > 0 ? `Only for jobs with network 'egress': ${fixes.join('; ')}.` : undefined,
     });
   }
@@ -642,15 +800,21 @@ export async function main(argv: string[]): Promise<number> {
   // --- Transparent huge pages --------------------------------------------------------------------
   if (linux) {
     const thp = read('/sys/kernel/mm/transparent_hugepage/enabled');
-    const mode = thp ? /\[(\w+)\]/.exec(thp)?.[1] ?? thp : null;
+    const mode = thp ? (/\[(\w+)\]/.exec(thp)?.[1] ?? thp) : null;
     add({
       name: 'transparent huge pages',
       status: 'note',
       detail:
         mode === null
           ? 'not available on this kernel'
-          : `${mode} (${thp}). Forking copies the zygote's page tables, so a fork ` + `costs more the larger the zygote's resident memory. In modes always and ` + `madvise the zygote collapses its heap arena into huge pages itself (see ` + `heap arena above); never turns that off. nodespawner works with any mode.`,
-      fix: mode === 'never' ? 'Optional, for speed: `echo madvise > /sys/kernel/mm/transparent_hugepage/enabled` ' + 'and measure with `npx nodespawner bench`.' : undefined,
+          : `${mode} (${thp}). Forking copies the zygote's page tables, so a fork ` +
+            `costs more the larger the zygote's resident memory. In modes always and ` +
+            `madvise the zygote collapses its heap arena into huge pages itself (see ` +
+            `heap arena above); never turns that off. nodespawner works with any mode.`,
+      fix:
+        mode === 'never'
+          ? 'Optional, for speed: `echo madvise > /sys/kernel/mm/transparent_hugepage/enabled` ' + 'and measure with `npx nodespawner bench`.'
+          : undefined,
     });
   }
 
@@ -670,7 +834,8 @@ export async function main(argv: string[]): Promise<number> {
   lines.push(
     missing.length === 0
       ? 'Everything nodespawner needs works on this host.'
-      : `Missing: ${missing.map((c) => c.name).join(', ')}. Fix ${missing.length === 1 ? 'it' : 'them'} as shown ` + `above, then run \`npx nodespawner doctor\` again. docs/deploy.md and docs/troubleshooting.md have more.`,
+      : `Missing: ${missing.map((c) => c.name).join(', ')}. Fix ${missing.length === 1 ? 'it' : 'them'} as shown ` +
+          `above, then run \`npx nodespawner doctor\` again. docs/deploy.md and docs/troubleshooting.md have more.`,
   );
   process.stdout.write(`${lines.join('\n')}\n`);
   return missing.length === 0 ? 0 : 1;

@@ -21,7 +21,9 @@ async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const command = name ? commands[name] : undefined;
   if (!command) {
-    const list = Object.entries(commands).map(([n, c]) => `  ${n.padEnd(8)} ${c.summary}`).join('\n');
+    const list = Object.entries(commands)
+      .map(([n, c]) => `  ${n.padEnd(8)} ${c.summary}`)
+      .join('\n');
     process.stderr.write(`Usage: nodespawner <command> [options]\n\n${list}\n`);
     return name && name !== 'help' && name !== '--help' ? 2 : 0;
   }

@@ -99,12 +99,18 @@ export function detectCgroups(tag: string, v2Root: string | null): CgroupSupport
     if (v2Root !== null && !(available.includes('memory') && available.includes('pids'))) {
       return {
         version: 0,
-        reason: `sandbox.cgroupRoot ${v2Root} does not offer the memory and pids controllers (its cgroup.controllers has ` + `${available.join(' ') || 'none'}): enable them in its ` + `parent's cgroup.subtree_control (systemd: Delegate=yes)`,
+        reason:
+          `sandbox.cgroupRoot ${v2Root} does not offer the memory and pids controllers (its cgroup.controllers has ` +
+          `${available.join(' ') || 'none'}): enable them in its ` +
+          `parent's cgroup.subtree_control (systemd: Delegate=yes)`,
       };
     }
     if (available.includes('memory') && available.includes('pids')) {
       if (!writableDir(base)) {
-        return { version: 0, reason: `cgroup v2 at ${base} is not writable by this user: delegate a ` + `subtree (systemd: Delegate=yes) and pass it as sandbox.cgroupRoot` };
+        return {
+          version: 0,
+          reason: `cgroup v2 at ${base} is not writable by this user: delegate a ` + `subtree (systemd: Delegate=yes) and pass it as sandbox.cgroupRoot`,
+        };
       }
       // Job cgroups get controllers only if `base` hands them down, which v2 allows only for a
       // cgroup without processes of its own (the root aside).
@@ -117,7 +123,9 @@ export function detectCgroups(tag: string, v2Root: string | null): CgroupSupport
       if (!(enabled.includes('memory') && enabled.includes('pids'))) {
         return {
           version: 0,
-          reason: `cgroup v2 at ${base} does not enable memory and pids for its children (cgroup.subtree_control): ` + `move the app into a leaf cgroup, enable them in ${base}, and pass ${base} as sandbox.cgroupRoot`,
+          reason:
+            `cgroup v2 at ${base} does not enable memory and pids for its children (cgroup.subtree_control): ` +
+            `move the app into a leaf cgroup, enable them in ${base}, and pass ${base} as sandbox.cgroupRoot`,
         };
       }
       return { version: 2, parent: join(base, tag) };
@@ -135,7 +143,12 @@ export function detectCgroups(tag: string, v2Root: string | null): CgroupSupport
   if (memory && pids) {
     for (const h of [memory, pids]) {
       if (!writableDir(h.base)) {
-        return { version: 0, reason: `cgroup v1 at ${h.base} is not writable by this user (uid ${process.geteuid!()}): ` + `run the app as root, or give it a writable memory and pids cgroup` };
+        return {
+          version: 0,
+          reason:
+            `cgroup v1 at ${h.base} is not writable by this user (uid ${process.geteuid!()}): ` +
+            `run the app as root, or give it a writable memory and pids cgroup`,
+        };
       }
     }
     const cpu = v1('cpu');
@@ -151,7 +164,13 @@ export function detectCgroups(tag: string, v2Root: string | null): CgroupSupport
       },
     };
   }
-  if (v2) return { version: 0, reason: `cgroup v2 is mounted at ${v2.point} but this app's cgroup offers no memory and pids controllers; ` + `delegate a subtree with them (systemd: Delegate=yes) and pass it as sandbox.cgroupRoot` };
+  if (v2)
+    return {
+      version: 0,
+      reason:
+        `cgroup v2 is mounted at ${v2.point} but this app's cgroup offers no memory and pids controllers; ` +
+        `delegate a subtree with them (systemd: Delegate=yes) and pass it as sandbox.cgroupRoot`,
+    };
   return { version: 0, reason: 'no cgroup hierarchy with the memory and pids controllers is mounted' };
 }
 
@@ -177,7 +196,10 @@ export function removeLeftovers(s: CgroupSupport): void {
   for (const dir of parentDirs(s)) {
     let children: string[] = [];
     try {
-      children = fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+      children = fs
+        .readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => join(dir, e.name));
     } catch {
       continue;
     }

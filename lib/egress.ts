@@ -127,7 +127,8 @@ export function resolveEgress(v: unknown): ResolvedEgress {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw expected('sandbox.egress', 'an object', v);
   const o = v as EgressOptions;
   for (const k of Object.keys(o)) {
-    if (!['allow', 'deny', 'stack'].includes(k)) throw Object.assign(new TypeError(`Unknown option \`sandbox.egress.${k}\`; known options are allow, deny, stack`), { code: 'ERR_INVALID_OPTION' });
+    if (!['allow', 'deny', 'stack'].includes(k))
+      throw Object.assign(new TypeError(`Unknown option \`sandbox.egress.${k}\`; known options are allow, deny, stack`), { code: 'ERR_INVALID_OPTION' });
   }
   if (o.stack !== undefined && o.stack !== 'pasta' && o.stack !== 'slirp4netns') throw expected('sandbox.egress.stack', "'pasta' or 'slirp4netns'", o.stack);
   return { allow: parseCidrList('sandbox.egress.allow', o.allow), deny: parseCidrList('sandbox.egress.deny', o.deny), stack: o.stack ?? null };
@@ -168,7 +169,9 @@ export function findEgressTools(preferred: EgressStackName | null): EgressTools 
   const missing = [...(found ? [] : [wanted]), ...(nftPath ? [] : ['nft (Debian package nftables)'])];
   if (missing.length > 0 || !found || !nftPath) {
     const packages = [...(found ? [] : [preferred ? egressPackages[preferred] : 'passt']), ...(nftPath ? [] : ['nftables'])];
-    return { missing: `sandbox.network 'egress' needs ${missing.join(' and ')}, which this host lacks (looked in ${searchDirs.join(', ')}): apt-get install ${packages.join(' ')}` };
+    return {
+      missing: `sandbox.network 'egress' needs ${missing.join(' and ')}, which this host lacks (looked in ${searchDirs.join(', ')}): apt-get install ${packages.join(' ')}`,
+    };
   }
   return { stack: found.stack, stackPath: found.path!, nftPath };
 }
@@ -191,10 +194,21 @@ export function stackArgv(t: EgressTools): string[] {
       '--no-map-gw',
       // Nothing forwarded in either direction: no inbound ports, and no port on the job's loopback
       // that leads to the host's.
-      '-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none',
-      '--no-dhcp', '--no-dhcpv6', '--no-ra',
-      '--pid', '/proc/self/fd/3',
-      '--netns', '/proc/self/fd/5',
+      '-t',
+      'none',
+      '-u',
+      'none',
+      '-T',
+      'none',
+      '-U',
+      'none',
+      '--no-dhcp',
+      '--no-dhcpv6',
+      '--no-ra',
+      '--pid',
+      '/proc/self/fd/3',
+      '--netns',
+      '/proc/self/fd/5',
     ];
   }
   return [

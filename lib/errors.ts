@@ -68,21 +68,31 @@ export class NodespawnerError extends Error {
 
 /** The zygote could not start: a preload failed, the self-test failed, the kernel lacks a feature. */
 export class StartError extends NodespawnerError {
-  constructor(message: string, readonly reason: string, details?: RunFailureDetails) {
+  constructor(
+    message: string,
+    readonly reason: string,
+    details?: RunFailureDetails,
+  ) {
     super('ERR_START', message, details);
   }
 }
 
 /** The job ran longer than `timeout`; it and all its descendants were killed. */
 export class TimeoutError extends NodespawnerError {
-  constructor(readonly timeout: number, details?: RunFailureDetails) {
+  constructor(
+    readonly timeout: number,
+    details?: RunFailureDetails,
+  ) {
     super('ERR_TIMEOUT', `job timed out after ${timeout} ms and was killed`, details);
   }
 }
 
 /** The job threw (or rejected); `remote` is what the child saw. */
 export class JobFailedError extends NodespawnerError {
-  constructor(readonly remote: { name: string; message: string; stack: string | null; code: string | null }, details?: RunFailureDetails) {
+  constructor(
+    readonly remote: { name: string; message: string; stack: string | null; code: string | null },
+    details?: RunFailureDetails,
+  ) {
     super('ERR_JOB_FAILED', `job failed: ${remote.name}: ${remote.message}`, details);
   }
 }
@@ -103,14 +113,20 @@ export class InvalidOutputError extends NodespawnerError {
 
 /** The job (with its descendants) went over its memory limit and the kernel killed it (read from its cgroup's OOM events). */
 export class OutOfMemoryError extends NodespawnerError {
-  constructor(readonly limit: number | null, details?: RunFailureDetails) {
+  constructor(
+    readonly limit: number | null,
+    details?: RunFailureDetails,
+  ) {
     super('ERR_OUT_OF_MEMORY', `job ran out of memory${limit === null ? '' : ` (memoryLimit ${limit} bytes)`} and was killed`, details);
   }
 }
 
 /** The child's result exceeded `maxResultBytes`; it was killed. */
 export class ResultTooLargeError extends NodespawnerError {
-  constructor(readonly limit: number, details?: RunFailureDetails) {
+  constructor(
+    readonly limit: number,
+    details?: RunFailureDetails,
+  ) {
     super('ERR_RESULT_TOO_LARGE', `job result exceeded maxResultBytes (${limit} bytes); the job was killed`, details);
   }
 }
@@ -118,25 +134,35 @@ export class ResultTooLargeError extends NodespawnerError {
 /** What to check when a sandbox step fails for a reason that is about the host. */
 export function setupHint(step: string): string {
   if (['clone', 'uid_map', 'gid_map', 'setgroups'].includes(step)) {
-    return '. This host does not let this user create user namespaces: check /proc/sys/user/max_user_namespaces ' +
+    return (
+      '. This host does not let this user create user namespaces: check /proc/sys/user/max_user_namespaces ' +
       '(must be > 0), kernel.unprivileged_userns_clone (Debian/Ubuntu), kernel.apparmor_restrict_unprivileged_userns ' +
-      "(Ubuntu 23.10+), and the container's seccomp profile (Docker's default blocks clone with namespace flags)";
+      "(Ubuntu 23.10+), and the container's seccomp profile (Docker's default blocks clone with namespace flags)"
+    );
   }
   if (step === 'network stack') {
-    return ". sandbox.network 'egress' runs pasta (Debian package passt) or slirp4netns as the job's uid outside its namespace " +
-      '(the app\'s own, or 65534 for a root app): that uid must be able to open /dev/net/tun (mode 0666 on most distributions), ' +
-      'and the app\'s capability bounding set must hold CAP_NET_ADMIN and CAP_SYS_ADMIN. `npx nodespawner doctor` checks both';
+    return (
+      ". sandbox.network 'egress' runs pasta (Debian package passt) or slirp4netns as the job's uid outside its namespace " +
+      "(the app's own, or 65534 for a root app): that uid must be able to open /dev/net/tun (mode 0666 on most distributions), " +
+      "and the app's capability bounding set must hold CAP_NET_ADMIN and CAP_SYS_ADMIN. `npx nodespawner doctor` checks both"
+    );
   }
   if (step === 'firewall') {
-    return ". sandbox.network 'egress' loads an nftables ruleset (Debian package nftables) in the job's network namespace: the kernel needs nf_tables " +
-      '(CONFIG_NF_TABLES, with inet, reject and set support), and the app\'s capability bounding set CAP_NET_ADMIN';
+    return (
+      ". sandbox.network 'egress' loads an nftables ruleset (Debian package nftables) in the job's network namespace: the kernel needs nf_tables " +
+      "(CONFIG_NF_TABLES, with inet, reject and set support), and the app's capability bounding set CAP_NET_ADMIN"
+    );
   }
   return '';
 }
 
 /** The job wrote more than maxStdout / maxStderr with outputOverflow 'kill'; it was killed. */
 export class OutputTooLargeError extends NodespawnerError {
-  constructor(readonly stream: 'stdout' | 'stderr', readonly limit: number, details?: RunFailureDetails) {
+  constructor(
+    readonly stream: 'stdout' | 'stderr',
+    readonly limit: number,
+    details?: RunFailureDetails,
+  ) {
     super('ERR_OUTPUT_TOO_LARGE', `job wrote more than ${limit} bytes to ${stream} and was killed (outputOverflow: 'kill')`, details);
   }
 }
@@ -150,7 +176,14 @@ export class SandboxSetupError extends NodespawnerError {
     return new SandboxSetupError(f.step, f.syscall, f.errnum, errnoNames[f.errnum] ?? `errno ${f.errnum}`, f.detail ?? '', details);
   }
 
-  constructor(readonly step: string, readonly syscall: string, readonly errno: number, readonly errnoName: string, detail: string, details?: RunFailureDetails) {
+  constructor(
+    readonly step: string,
+    readonly syscall: string,
+    readonly errno: number,
+    readonly errnoName: string,
+    detail: string,
+    details?: RunFailureDetails,
+  ) {
     super('ERR_SANDBOX_SETUP', `sandbox setup failed at ${step}: ${syscall}: ${errnoName}${detail ? ` (${detail})` : ''}${setupHint(step)}`, details);
   }
 }
@@ -178,7 +211,10 @@ export class AbortError extends NodespawnerError {
 
 /** The job module does not exist (or is not a file) where the app looked: refused before any fork. */
 export class ModuleNotFoundError extends NodespawnerError {
-  constructor(readonly modulePath: string, reason: string) {
+  constructor(
+    readonly modulePath: string,
+    reason: string,
+  ) {
     super('ERR_MODULE_NOT_FOUND', `job module ${modulePath} ${reason}`);
   }
 }
@@ -195,7 +231,8 @@ export class TypeScriptUnsupportedError extends NodespawnerError {
   constructor(readonly module: string) {
     super(
       'ERR_TYPESCRIPT_UNSUPPORTED',
-      `job module ${module} is TypeScript, and Node ${process.version} does not run TypeScript (type stripping is on by default from Node 22.18 and in 24): run the app on Node 24 or 22.18+, or compile the job to JavaScript`,
+      `job module ${module} is TypeScript, and Node ${process.version} does not run TypeScript ` +
+        '(type stripping is on by default from Node 22.18 and in 24): run the app on Node 24 or 22.18+, or compile the job to JavaScript',
     );
   }
 }

@@ -113,14 +113,21 @@ function checkInputTable(name: string, table: unknown): void {
 }
 
 // First name wins: SIGABRT, not its alias SIGIOT.
-const signalNames = Object.fromEntries(Object.entries(osConstants.signals).reverse().map(([name, n]) => [n, name]));
+const signalNames = Object.fromEntries(
+  Object.entries(osConstants.signals)
+    .reverse()
+    .map(([name, n]) => [n, name]),
+);
 
 /** Keeps the first `limit` bytes of a stream and counts the rest. */
 class Capture {
   private chunks: Buffer[] = [];
   size = 0;
   dropped = 0;
-  constructor(private readonly limit: number, private readonly name: string) {}
+  constructor(
+    private readonly limit: number,
+    private readonly name: string,
+  ) {}
   push(chunk: Buffer): void {
     const room = this.limit - this.size;
     if (room <= 0) {
@@ -219,7 +226,12 @@ export class Job {
 
   constructor(private readonly c: JobChannel) {
     this.preforked = c.payload === undefined;
-    this.arrow = c.streaming ? new ByteQueue(() => this.resultReader?.pause(), () => this.resultReader?.resume()) : null;
+    this.arrow = c.streaming
+      ? new ByteQueue(
+          () => this.resultReader?.pause(),
+          () => this.resultReader?.resume(),
+        )
+      : null;
     this.out = new Capture(c.options.maxStdout, 'stdout');
     this.err = new Capture(c.options.maxStderr, 'stderr');
     this.result = new Capture(c.options.maxResultBytes + 1, 'result');
@@ -490,7 +502,7 @@ export class Job {
     const stdout = this.out.text();
     const stderr = this.err.text();
     const ex = this.exited;
-    const signal = ex && ex.signal > 0 ? signalNames[ex.signal] ?? `signal ${ex.signal}` : null;
+    const signal = ex && ex.signal > 0 ? (signalNames[ex.signal] ?? `signal ${ex.signal}`) : null;
     const details = { exitCode: ex ? ex.code : null, signal, stdout, stderr, durationMs: ms(this.sentAt, now) };
     if (this.setupFailed) {
       throw SandboxSetupError.from(this.setupFailed, details);
@@ -540,7 +552,12 @@ export class Job {
       let remote;
       try {
         const e = decode(T.JobError, body);
-        remote = { name: String(e.name).slice(0, 200), message: String(e.message).slice(0, 10_000), stack: e.stack ? String(e.stack).slice(0, 20_000) : null, code: e.code ? String(e.code).slice(0, 200) : null };
+        remote = {
+          name: String(e.name).slice(0, 200),
+          message: String(e.message).slice(0, 10_000),
+          stack: e.stack ? String(e.stack).slice(0, 20_000) : null,
+          code: e.code ? String(e.code).slice(0, 200) : null,
+        };
       } catch (e) {
         throw new InvalidOutputError(`job failed and its error report is malformed: ${(e as Error).message}`, details);
       }

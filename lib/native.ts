@@ -87,7 +87,15 @@ export interface NativeBinding {
   getpid(): number;
   getppid(): number;
   /** The heap arena (native/arena.c) in this process, or null: it exists only in a zygote started with it. */
-  heapArena(): { base: bigint; sizeBytes: number; takenBytes: number; freeRanges: number; fallbacks: number; lostBytes: number; dontforkDropped: number } | null;
+  heapArena(): {
+    base: bigint;
+    sizeBytes: number;
+    takenBytes: number;
+    freeRanges: number;
+    fallbacks: number;
+    lostBytes: number;
+    dontforkDropped: number;
+  } | null;
   /** With the heap arena and no mapping marked MADV_DONTFORK, forks stop undoing that mark first. Returns the count of marked mappings, or -errno. */
   skipForkMarksIfClean(): number;
   /** With the heap arena: collapses the anonymous 2 MiB extents with at least this percent of pages resident: bytes collapsed, or -errno. */

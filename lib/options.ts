@@ -166,7 +166,7 @@ export interface ResolvedSpawnerOptions {
 function show(x: unknown): string {
   let s: string;
   try {
-    s = typeof x === 'bigint' ? `${x}n` : typeof x === 'string' || typeof x === 'number' ? String(x) : JSON.stringify(x) ?? String(x);
+    s = typeof x === 'bigint' ? `${x}n` : typeof x === 'string' || typeof x === 'number' ? String(x) : (JSON.stringify(x) ?? String(x));
   } catch {
     s = String(x);
   }
@@ -251,15 +251,49 @@ const hostnamePattern = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
 export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOptions {
   if (typeof o !== 'object' || o === null) throw expected('options', 'an object', o);
-  onlyKeys('', o, ['preload', 'preloadBase', 'concurrency', 'maxQueue', 'timeout', 'maxStdout', 'maxStderr', 'maxResultBytes', 'outputOverflow', 'sandbox', 'env', 'startTimeout', 'selfTest', 'heapArena', 'prefork', 'preforkIdleTimeout']);
+  onlyKeys('', o, [
+    'preload',
+    'preloadBase',
+    'concurrency',
+    'maxQueue',
+    'timeout',
+    'maxStdout',
+    'maxStderr',
+    'maxResultBytes',
+    'outputOverflow',
+    'sandbox',
+    'env',
+    'startTimeout',
+    'selfTest',
+    'heapArena',
+    'prefork',
+    'preforkIdleTimeout',
+  ]);
   const preload = o.preload ?? [];
-  if (!Array.isArray(preload) || preload.some((p) => typeof p !== 'string' || p === '')) throw expected('preload', 'an array of module names or absolute paths', preload);
+  if (!Array.isArray(preload) || preload.some((p) => typeof p !== 'string' || p === ''))
+    throw expected('preload', 'an array of module names or absolute paths', preload);
   for (const p of preload) {
     if (p.startsWith('.')) throw expected('preload', 'package names or absolute paths, not relative paths', p);
   }
   const sandbox = o.sandbox ?? {};
   if (typeof sandbox !== 'object' || sandbox === null) throw expected('sandbox', 'an object', sandbox);
-  onlyKeys('sandbox.', sandbox, ['network', 'egress', 'dns', 'hostname', 'tmpSize', 'readOnlyPaths', 'writablePaths', 'filesystem', 'landlock', 'seccomp', 'memoryLimit', 'pids', 'cpu', 'limits', 'cgroupRoot']);
+  onlyKeys('sandbox.', sandbox, [
+    'network',
+    'egress',
+    'dns',
+    'hostname',
+    'tmpSize',
+    'readOnlyPaths',
+    'writablePaths',
+    'filesystem',
+    'landlock',
+    'seccomp',
+    'memoryLimit',
+    'pids',
+    'cpu',
+    'limits',
+    'cgroupRoot',
+  ]);
   const limits = sandbox.limits ?? (process.env.NODESPAWNER_LIMITS as SandboxOptions['limits']) ?? 'cgroup';
   if (!['cgroup', 'rlimit', 'none'].includes(limits as string)) throw expected('sandbox.limits', "'cgroup', 'rlimit' or 'none'", limits);
   if (sandbox.cgroupRoot !== undefined) checkCgroupRoot(sandbox.cgroupRoot);
@@ -275,10 +309,12 @@ export function resolveSpawnerOptions(o: SpawnerOptions = {}): ResolvedSpawnerOp
   const readOnlyPaths = paths('readOnlyPaths');
   for (const p of readOnlyPaths) {
     const w = writablePaths.find((d) => p === d || p.startsWith(d.endsWith('/') ? d : `${d}/`));
-    if (w !== undefined) throw expected('sandbox.readOnlyPaths', `outside sandbox.writablePaths (jobs can write ${w}, so nothing in it is read-only to them)`, p);
+    if (w !== undefined)
+      throw expected('sandbox.readOnlyPaths', `outside sandbox.writablePaths (jobs can write ${w}, so nothing in it is read-only to them)`, p);
   }
   const hostname = sandbox.hostname ?? 'nodespawner';
-  if (typeof hostname !== 'string' || !hostnamePattern.test(hostname)) throw expected('sandbox.hostname', 'a hostname of 1 to 63 letters, digits and hyphens', hostname);
+  if (typeof hostname !== 'string' || !hostnamePattern.test(hostname))
+    throw expected('sandbox.hostname', 'a hostname of 1 to 63 letters, digits and hyphens', hostname);
   const env = o.env ?? {};
   if (typeof env !== 'object' || env === null || Object.values(env).some((v) => typeof v !== 'string')) throw expected('env', 'an object of strings', env);
   if (o.selfTest !== undefined && typeof o.selfTest !== 'boolean') throw expected('selfTest', 'a boolean', o.selfTest);

@@ -13,7 +13,10 @@ export class Deframer {
   /** The error frame (tag + JobError) after a Failed record. */
   errorFrame: Buffer[] = [];
 
-  constructor(private readonly onArrow: (bytes: Buffer) => void, private readonly maxRecord: number) {}
+  constructor(
+    private readonly onArrow: (bytes: Buffer) => void,
+    private readonly maxRecord: number,
+  ) {}
 
   push(chunk: Buffer): void {
     let off = 0;
@@ -65,7 +68,11 @@ export class ByteQueue implements AsyncIterable<Uint8Array> {
   private wake: (() => void) | null = null;
   private paused = false;
 
-  constructor(private readonly pause: () => void, private readonly resume: () => void, private readonly highWater = 4 * 2 ** 20) {}
+  constructor(
+    private readonly pause: () => void,
+    private readonly resume: () => void,
+    private readonly highWater = 4 * 2 ** 20,
+  ) {}
 
   push(b: Buffer): void {
     this.chunks.push(b);

@@ -7,7 +7,8 @@ import module from 'node:module';
  * (`module.stripTypeScriptTypes`).
  */
 export const stripsTypes =
-  Boolean((process.features as { typescript?: unknown }).typescript) && typeof (module as { stripTypeScriptTypes?: unknown }).stripTypeScriptTypes === 'function';
+  Boolean((process.features as { typescript?: unknown }).typescript) &&
+  typeof (module as { stripTypeScriptTypes?: unknown }).stripTypeScriptTypes === 'function';
 
 /** A job module written in TypeScript, by its extension. */
 export const isTypeScriptPath = (path: string): boolean => /\.(ts|mts|cts)$/.test(path);

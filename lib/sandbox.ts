@@ -176,7 +176,12 @@ export function mountPlan(policy: SandboxPolicy, jobPath: string, preloadDirs: s
 
 // Landlock access rights (linux/landlock.h), by ABI.
 const LL = {
-  EXECUTE: 1 << 0, WRITE_FILE: 1 << 1, READ_FILE: 1 << 2, READ_DIR: 1 << 3, TRUNCATE: 1 << 14, IOCTL_DEV: 1 << 15,
+  EXECUTE: 1 << 0,
+  WRITE_FILE: 1 << 1,
+  READ_FILE: 1 << 2,
+  READ_DIR: 1 << 3,
+  TRUNCATE: 1 << 14,
+  IOCTL_DEV: 1 << 15,
 };
 
 /** Landlock scopes (ABI 6): IPC the domain may not start with processes outside it. */

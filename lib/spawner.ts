@@ -9,7 +9,19 @@ import { native } from './native.js';
 import { T } from './wire.js';
 import { resolveRunOptions, resolveSpawnerOptions, expectedMessage } from './options.js';
 import type { ResolvedSpawnerOptions, RunOptions, SpawnerOptions } from './options.js';
-import { AbortError, ClosedError, InvalidArgumentError, InvalidOutputError, ModuleNotFoundError, NodespawnerError, QueueFullError, SandboxSetupError, StartError, TypeScriptUnsupportedError, ZygoteGoneError } from './errors.js';
+import {
+  AbortError,
+  ClosedError,
+  InvalidArgumentError,
+  InvalidOutputError,
+  ModuleNotFoundError,
+  NodespawnerError,
+  QueueFullError,
+  SandboxSetupError,
+  StartError,
+  TypeScriptUnsupportedError,
+  ZygoteGoneError,
+} from './errors.js';
 import { isTypeScriptPath, stripsTypes } from './runtime.js';
 import { RecordBatchReader } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
@@ -94,7 +106,9 @@ function resolveLimits(o: ResolvedSpawnerOptions): CgroupSupport {
   if (support.version === 0) {
     throw new StartError(
       `per-job memory and process limits need cgroups, and ${support.reason}. ` +
-        "To run with weaker limits instead, set sandbox.limits to " + "'rlimit' (or NODESPAWNER_LIMITS=rlimit): RLIMIT_DATA " + "and RLIMIT_NPROC, no CPU quota, no out-of-memory report. Run `npx nodespawner doctor` to check this host.",
+        'To run with weaker limits instead, set sandbox.limits to ' +
+        "'rlimit' (or NODESPAWNER_LIMITS=rlimit): RLIMIT_DATA " +
+        'and RLIMIT_NPROC, no CPU quota, no out-of-memory report. Run `npx nodespawner doctor` to check this host.',
       'cgroups',
     );
   }
@@ -218,7 +232,13 @@ export class Spawner extends EventEmitter {
     return {
       result,
       async *[Symbol.asyncIterator]() {
-        const job = await Promise.race([jobReady, result.then(() => null, () => null)]);
+        const job = await Promise.race([
+          jobReady,
+          result.then(
+            () => null,
+            () => null,
+          ),
+        ]);
         let finished = false;
         try {
           if (job && (await job.arrow!.hasData())) {
@@ -253,7 +273,12 @@ export class Spawner extends EventEmitter {
     };
   }
 
-  private submit<V>(module: string | URL | JobRef<unknown, unknown>, args: unknown, options: RunOptions | undefined, onJob: ((job: Job) => void) | null): Promise<RunResult<V>> {
+  private submit<V>(
+    module: string | URL | JobRef<unknown, unknown>,
+    args: unknown,
+    options: RunOptions | undefined,
+    onJob: ((job: Job) => void) | null,
+  ): Promise<RunResult<V>> {
     let modulePath: string;
     let payload: Uint8Array[];
     let o;
@@ -263,7 +288,8 @@ export class Spawner extends EventEmitter {
         module = module.path;
       }
       modulePath = module instanceof URL || (typeof module === 'string' && module.startsWith('file:')) ? fileURLToPath(module) : (module as string);
-      if (typeof modulePath !== 'string' || !isAbsolute(modulePath)) throw new InvalidArgumentError(expectedMessage('module', 'an absolute path or a file: URL', module));
+      if (typeof modulePath !== 'string' || !isAbsolute(modulePath))
+        throw new InvalidArgumentError(expectedMessage('module', 'an absolute path or a file: URL', module));
       if (isTypeScriptPath(modulePath) && !stripsTypes) throw new TypeScriptUnsupportedError(modulePath);
       o = resolveRunOptions(options, this.options);
       payload = encodePayload(args, o.inputs);
@@ -344,7 +370,12 @@ export class Spawner extends EventEmitter {
         // it is made once this run has settled.
         if (job.preforked && job.readyMs !== null) this.replacementMs = job.readyMs;
         const deferRefill =
-          key !== null && job.preforked && this.started === 1 && this.replacementMs !== null && idleMs >= this.replacementMs && (this.prefork.get(key)?.jobs.length ?? 0) > 0;
+          key !== null &&
+          job.preforked &&
+          this.started === 1 &&
+          this.replacementMs !== null &&
+          idleMs >= this.replacementMs &&
+          (this.prefork.get(key)?.jobs.length ?? 0) > 0;
         if (key !== null && !deferRefill) this.refill(key, modulePath, o, streaming, zygote);
         if (job.preforked && !streaming) {
           // A child given the run before it was ready may turn out to have failed its set-up, which
@@ -366,7 +397,14 @@ export class Spawner extends EventEmitter {
         } catch (e) {
           const err = e as NodespawnerError;
           this.countFailure(err);
-          this.emit('exit', { id, module: modulePath, code: err.code ?? 'ERR_UNKNOWN', exitCode: err.exitCode ?? null, signal: err.signal ?? null, durationMs: err.durationMs ?? null });
+          this.emit('exit', {
+            id,
+            module: modulePath,
+            code: err.code ?? 'ERR_UNKNOWN',
+            exitCode: err.exitCode ?? null,
+            signal: err.signal ?? null,
+            durationMs: err.durationMs ?? null,
+          });
           reject(e);
         } finally {
           this.running.delete(job);
@@ -410,7 +448,15 @@ export class Spawner extends EventEmitter {
    */
   private newJob(zygote: ZygoteProcess, modulePath: string, streaming: boolean, run: Pick<JobChannel, 'payload' | 'options' | 'queuedAt' | 'onSpawn'>): Job {
     const id = this.nextId++;
-    const job = new Job({ controlFd: zygote.controlFd, id, modulePath, sandbox: this.sandboxRequest(id, modulePath, run.options.limits, run.options.network), cgroups: this.cgroups, streaming, ...run });
+    const job = new Job({
+      controlFd: zygote.controlFd,
+      id,
+      modulePath,
+      sandbox: this.sandboxRequest(id, modulePath, run.options.limits, run.options.network),
+      cgroups: this.cgroups,
+      streaming,
+      ...run,
+    });
     this.unreleased.add(job);
     void job.released.then(() => this.unreleased.delete(job));
     return job;
@@ -604,4 +650,3 @@ export class Spawner extends EventEmitter {
     liveSpawners.delete(this);
   }
 }
-

@@ -24,7 +24,10 @@ export interface WireValue {
   bigintValue?: string | null;
   bytesValue?: Buffer | null;
 }
-export interface JobPayload { jobArgs: WireValue; inputs: Array<{ name: string; offset: unknown; length: unknown }> }
+export interface JobPayload {
+  jobArgs: WireValue;
+  inputs: Array<{ name: string; offset: unknown; length: unknown }>;
+}
 export interface RunRequest {
   id: number;
   modulePath: string;
@@ -46,22 +49,119 @@ export interface RunRequest {
   /** sandbox.network 'egress': the job's firewall and network stack. */
   egress?: EgressPlan | null;
 }
-export interface EgressPlan { firewall: string; nft: string[]; stack: string[] }
-export interface JobError { name: string; message: string; stack?: string | null; code?: string | null }
-export interface Ready { pid: number; nodeVersion: string; threads: number; preloaded: string[]; rssBytes: unknown; selfTestMs: number; landlockAbi: number; preloadedFiles: string[]; heapArena: boolean; hugePageBytes: unknown; heapArenaNote?: string | null }
-export interface Fatal { code: string; message: string }
-export interface ZygoteEvent { ready?: Ready | null; fatal?: Fatal | null }
-export interface Started { pid: number; receivedNs: unknown; forkedNs: unknown; releasedNs: unknown }
-export interface SetupFailed { step: string; syscall: string; errnum: number; detail?: string | null }
-export interface Exited { code: number; signal: number; userCpuUs: unknown; systemCpuUs: unknown; maxRssKb: unknown; exitedNs: unknown; cgroupStats?: string[] | null; seccompSyscall?: number | null }
-export interface JobEvent { started?: Started | null; setupFailed?: SetupFailed | null; exited?: Exited | null }
+export interface EgressPlan {
+  firewall: string;
+  nft: string[];
+  stack: string[];
+}
+export interface JobError {
+  name: string;
+  message: string;
+  stack?: string | null;
+  code?: string | null;
+}
+export interface Ready {
+  pid: number;
+  nodeVersion: string;
+  threads: number;
+  preloaded: string[];
+  rssBytes: unknown;
+  selfTestMs: number;
+  landlockAbi: number;
+  preloadedFiles: string[];
+  heapArena: boolean;
+  hugePageBytes: unknown;
+  heapArenaNote?: string | null;
+}
+export interface Fatal {
+  code: string;
+  message: string;
+}
+export interface ZygoteEvent {
+  ready?: Ready | null;
+  fatal?: Fatal | null;
+}
+export interface Started {
+  pid: number;
+  receivedNs: unknown;
+  forkedNs: unknown;
+  releasedNs: unknown;
+}
+export interface SetupFailed {
+  step: string;
+  syscall: string;
+  errnum: number;
+  detail?: string | null;
+}
+export interface Exited {
+  code: number;
+  signal: number;
+  userCpuUs: unknown;
+  systemCpuUs: unknown;
+  maxRssKb: unknown;
+  exitedNs: unknown;
+  cgroupStats?: string[] | null;
+  seccompSyscall?: number | null;
+}
+export interface JobEvent {
+  started?: Started | null;
+  setupFailed?: SetupFailed | null;
+  exited?: Exited | null;
+}
 // nodespawner/bullmq (lib/bullmq/)
-export interface Blob { bytes?: Buffer | null; storeKey?: string | null }
-export interface RemoteRequest { jobArgs: WireValue; inputs: Array<{ name: string; ipc: Blob }>; timeout?: unknown; replyTo: string }
-export interface RemoteTimings { queueMs: number; requestMs: number; forkMs: number; cloneMs: number; runMs: number; specializeMs: number; importMs: number; jobMs: number; resultMs: number; reapMs: number; totalMs: number }
-export interface RemoteResult { table?: Blob | null; value?: Blob | null; stdout: string; stderr: string; exitCode: number; durationMs: number; cpuMs: number; maxRssBytes: unknown; peakMemoryBytes?: unknown; preforked: boolean; timings: RemoteTimings }
-export interface RemoteError { code: string; message: string; exitCode?: number | null; signal?: string | null; stdout: string; stderr: string; durationMs?: number | null; limit?: unknown; detail?: string | null; remote?: JobError | null; setup?: SetupFailed | null }
-export interface RemoteReply { jobId: string; outcome: { result?: RemoteResult | null; error?: RemoteError | null } }
+export interface Blob {
+  bytes?: Buffer | null;
+  storeKey?: string | null;
+}
+export interface RemoteRequest {
+  jobArgs: WireValue;
+  inputs: Array<{ name: string; ipc: Blob }>;
+  timeout?: unknown;
+  replyTo: string;
+}
+export interface RemoteTimings {
+  queueMs: number;
+  requestMs: number;
+  forkMs: number;
+  cloneMs: number;
+  runMs: number;
+  specializeMs: number;
+  importMs: number;
+  jobMs: number;
+  resultMs: number;
+  reapMs: number;
+  totalMs: number;
+}
+export interface RemoteResult {
+  table?: Blob | null;
+  value?: Blob | null;
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  durationMs: number;
+  cpuMs: number;
+  maxRssBytes: unknown;
+  peakMemoryBytes?: unknown;
+  preforked: boolean;
+  timings: RemoteTimings;
+}
+export interface RemoteError {
+  code: string;
+  message: string;
+  exitCode?: number | null;
+  signal?: string | null;
+  stdout: string;
+  stderr: string;
+  durationMs?: number | null;
+  limit?: unknown;
+  detail?: string | null;
+  remote?: JobError | null;
+  setup?: SetupFailed | null;
+}
+export interface RemoteReply {
+  jobId: string;
+  outcome: { result?: RemoteResult | null; error?: RemoteError | null };
+}
 
 const generated = require('../../thrift/gen-js/nodespawner_types.cjs') as {
   Value: Ctor<WireValue>;
@@ -250,7 +350,10 @@ export class WireError extends Error {}
 class BoundedProtocol extends (thrift as any).TBinaryProtocol {
   private depth = 0;
   private nodes = 0;
-  constructor(transport: any, private readonly limits: DecodeLimits) {
+  constructor(
+    transport: any,
+    private readonly limits: DecodeLimits,
+  ) {
     super(transport);
   }
   readStructBegin() {
@@ -366,18 +469,39 @@ function toFields(x: unknown, path: string, depth: number, ancestors: object[]):
 export function fromWire(v: WireValue): unknown {
   let set = 0;
   let out: unknown;
-  if (v.nullValue != null) { set++; out = null; }
-  if (v.undefinedValue != null) { set++; out = undefined; }
-  if (v.boolValue != null) { set++; out = v.boolValue; }
-  if (v.numberValue != null) { set++; out = v.numberValue; }
-  if (v.stringValue != null) { set++; out = v.stringValue; }
+  if (v.nullValue != null) {
+    set++;
+    out = null;
+  }
+  if (v.undefinedValue != null) {
+    set++;
+    out = undefined;
+  }
+  if (v.boolValue != null) {
+    set++;
+    out = v.boolValue;
+  }
+  if (v.numberValue != null) {
+    set++;
+    out = v.numberValue;
+  }
+  if (v.stringValue != null) {
+    set++;
+    out = v.stringValue;
+  }
   if (v.bigintValue != null) {
     set++;
     if (!/^-?\d{1,10000}$/.test(v.bigintValue)) throw new WireError('malformed bigint');
     out = BigInt(v.bigintValue);
   }
-  if (v.bytesValue != null) { set++; out = new Uint8Array(v.bytesValue); }
-  if (v.listValue != null) { set++; out = v.listValue.map(fromWire); }
+  if (v.bytesValue != null) {
+    set++;
+    out = new Uint8Array(v.bytesValue);
+  }
+  if (v.listValue != null) {
+    set++;
+    out = v.listValue.map(fromWire);
+  }
   if (v.objectValue != null) {
     set++;
     const o: Record<string, unknown> = {};

@@ -19,7 +19,12 @@ import { defaultJobPolicy, trappingKills, zygotePolicy } from './seccomp/policy.
 function accessHint(code: string, uid: number, gid: number): string {
   const blocked = code === 'SELF_TEST_FAILED' ? unsearchableDir(packageRoot, uid, gid) : null;
   if (!blocked) return '';
-  return ` Jobs run as uid ${uid} outside their namespace, and it cannot search ` + `${blocked.dir} (mode ${blocked.mode.toString(8).padStart(4, '0')}, owner ` + `${blocked.uid}:${blocked.gid}), above nodespawner's package at ${packageRoot}: make ` + `that directory searchable by others (chmod o+x) or install the package elsewhere.`;
+  return (
+    ` Jobs run as uid ${uid} outside their namespace, and it cannot search ` +
+    `${blocked.dir} (mode ${blocked.mode.toString(8).padStart(4, '0')}, owner ` +
+    `${blocked.uid}:${blocked.gid}), above nodespawner's package at ${packageRoot}: make ` +
+    `that directory searchable by others (chmod o+x) or install the package elsewhere.`
+  );
 }
 
 const zygoteMain = join(packageRoot, 'dist', 'zygote', 'main.js');
@@ -64,7 +69,11 @@ export const arenaLibrary = installedBinary('nodespawner_arena.so', 'nodespawner
 export function zygotePreload(heapArena: boolean, appPreload: string | undefined, library = arenaLibrary): { value: string | undefined; note: string | null } {
   if (!heapArena) return { value: appPreload, note: null };
   // The dynamic loader splits LD_PRELOAD at spaces and colons.
-  if (/[\s:]/.test(library)) return { value: appPreload, note: `the heap arena's path (${library}) has a space or colon, which ` + `LD_PRELOAD cannot carry: install the package at a path without them` };
+  if (/[\s:]/.test(library))
+    return {
+      value: appPreload,
+      note: `the heap arena's path (${library}) has a space or colon, which ` + `LD_PRELOAD cannot carry: install the package at a path without them`,
+    };
   if (!existsSync(library)) return { value: appPreload, note: `the heap arena is not built (${library} is missing): reinstall nodespawner` };
   return { value: appPreload ? `${library} ${appPreload}` : library, note: null };
 }
@@ -103,7 +112,8 @@ function startTimeoutMessage(startTimeout: number, stderr: string): string {
   return (
     `the zygote did not become ready within startTimeout (${startTimeout} ms): preloading, warming up and the self-test took longer. ` +
     'Starting takes a few hundred ms on a typical host, more with large preloads: raise the spawner option `startTimeout` (default 60000). ' +
-    `Only if it also times out with a generous startTimeout, check the preloads (one may ` + `wait for something that never settles) and run \`npx nodespawner doctor\`.${tail}`
+    `Only if it also times out with a generous startTimeout, check the preloads (one may ` +
+    `wait for something that never settles) and run \`npx nodespawner doctor\`.${tail}`
   );
 }
 
@@ -184,7 +194,10 @@ export class ZygoteProcess {
         child.once('error', (e) => fail(new StartError(`cannot spawn the zygote: ${e.message}`, 'spawn', { cause: e })));
         child.once('exit', (code, sig) =>
           // Give the control socket a moment: a fatal report is more useful than the exit status.
-          setTimeout(() => fail(new StartError(`the zygote exited during start (${sig ?? `code ${code}`}); stderr: ${stderr.slice(-2000)}. ${hint}`, 'exit')), 50),
+          setTimeout(
+            () => fail(new StartError(`the zygote exited during start (${sig ?? `code ${code}`}); stderr: ${stderr.slice(-2000)}. ${hint}`, 'exit')),
+            50,
+          ),
         );
         onEvent = (data) => {
           if (data === null) return;
@@ -194,7 +207,13 @@ export class ZygoteProcess {
           } catch (e) {
             return fail(new StartError(`the zygote sent a malformed message: ${(e as Error).message}`, 'protocol'));
           }
-          if (ev.fatal) return fail(new StartError(`the zygote could not start: ${ev.fatal.code}: ` + `${ev.fatal.message}.${accessHint(ev.fatal.code, config.outerUid, config.outerGid)} ${hint}`, ev.fatal.code));
+          if (ev.fatal)
+            return fail(
+              new StartError(
+                `the zygote could not start: ${ev.fatal.code}: ` + `${ev.fatal.message}.${accessHint(ev.fatal.code, config.outerUid, config.outerGid)} ${hint}`,
+                ev.fatal.code,
+              ),
+            );
           if (ev.ready) {
             clearTimeout(timer);
             resolve(ev.ready);

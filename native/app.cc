@@ -135,10 +135,10 @@ static Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info) {
 class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "MessageWatcher",
-                       {InstanceMethod("close", &MessageWatcher::CloseJs), InstanceMethod("unref", &MessageWatcher::UnrefJs),
-                        InstanceMethod("ref", &MessageWatcher::RefJs), InstanceMethod("pause", &MessageWatcher::PauseJs),
-                        InstanceMethod("resume", &MessageWatcher::ResumeJs)});
+    return DefineClass(
+        env, "MessageWatcher",
+        {InstanceMethod("close", &MessageWatcher::CloseJs), InstanceMethod("unref", &MessageWatcher::UnrefJs), InstanceMethod("ref", &MessageWatcher::RefJs),
+         InstanceMethod("pause", &MessageWatcher::PauseJs), InstanceMethod("resume", &MessageWatcher::ResumeJs)});
   }
 
   explicit MessageWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MessageWatcher>(info) {
@@ -172,14 +172,10 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
     Ref();  // alive while polling, whatever JS holds
   }
 
-  ~MessageWatcher() override {
-    delete context_;
-  }
+  ~MessageWatcher() override { delete context_; }
 
  private:
-  static void OnPoll(uv_poll_t* handle, int status, int events) {
-    static_cast<MessageWatcher*>(handle->data)->Drain(status);
-  }
+  static void OnPoll(uv_poll_t* handle, int status, int events) { static_cast<MessageWatcher*>(handle->data)->Drain(status); }
 
   void Drain(int status) {
     Napi::Env env = Env();
@@ -225,8 +221,7 @@ class MessageWatcher : public Napi::ObjectWrap<MessageWatcher> {
       ok = napi_create_int32(env, fds[i], &fd) == napi_ok && napi_set_element(env, argv[1], static_cast<uint32_t>(i), fd) == napi_ok;
     }
     if (ok) {
-      ok = data == nullptr ? napi_get_null(env, &argv[0]) == napi_ok
-                           : napi_create_buffer_copy(env, len, data, nullptr, &argv[0]) == napi_ok;
+      ok = data == nullptr ? napi_get_null(env, &argv[0]) == napi_ok : napi_create_buffer_copy(env, len, data, nullptr, &argv[0]) == napi_ok;
     }
     if (ok && napi_make_callback(env, *context_, Value(), callback_.Value(), 2, argv, &result) == napi_ok) return;
     bool pending = false;

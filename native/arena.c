@@ -51,9 +51,7 @@ static uint64_t dontfork_dropped;
 // syscall() returns -1 and sets errno on failure.
 static int failed(long r) { return r == -1; }
 
-static long sys_mmap(uintptr_t addr, size_t len, int prot, int flags, int fd, off_t off) {
-  return syscall(SYS_mmap, addr, len, prot, flags, fd, off);
-}
+static long sys_mmap(uintptr_t addr, size_t len, int prot, int flags, int fd, off_t off) { return syscall(SYS_mmap, addr, len, prot, flags, fd, off); }
 
 static void atfork_lock(void) { pthread_mutex_lock(&lock); }
 static void atfork_unlock(void) { pthread_mutex_unlock(&lock); }
@@ -144,8 +142,8 @@ static void give(uintptr_t start, size_t len) {
 
 static int wanted(void* addr, size_t len, int flags, int fd) {
   return arena_base != 0 && addr != NULL && fd == -1 && (flags & MAP_ANONYMOUS) && (flags & MAP_PRIVATE) &&
-         !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_SHARED | MAP_GROWSDOWN | MAP_HUGETLB)) && len >= 64 * KiB &&
-         len <= 1 * GiB && (len & (4 * KiB - 1)) == 0;
+         !(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE | MAP_SHARED | MAP_GROWSDOWN | MAP_HUGETLB)) && len >= 64 * KiB && len <= 1 * GiB &&
+         (len & (4 * KiB - 1)) == 0;
 }
 
 // The exported names are set with asm labels: with _FILE_OFFSET_BITS=64 the headers redirect

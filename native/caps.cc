@@ -28,8 +28,8 @@ bool DropPrivileges(uid_t uid, gid_t gid, Failure* f) {
   }
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return Fail(f, "drop capabilities", "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno);
   // Root inside gets no special treatment from now on, and that cannot be undone.
-  unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
-                       SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+  unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                       SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
   if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0) return Fail(f, "lock securebits", "prctl(PR_SET_SECUREBITS)", errno);
   if (setresgid(gid, gid, gid) != 0) return Fail(f, "become the job user", "setresgid", errno);
   if (setresuid(uid, uid, uid) != 0) return Fail(f, "become the job user", "setresuid", errno);

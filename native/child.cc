@@ -153,8 +153,8 @@ void AnnounceExit(int code) {
 }
 
 static bool ForwardFatalSignals(int fd, Failure* f) {
-  static const int kSignals[] = {SIGABRT, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2, SIGALRM, SIGVTALRM,
-                                 SIGPROF, SIGXCPU, SIGXFSZ, SIGSYS, SIGTRAP, SIGPWR, SIGSTKFLT};
+  static const int kSignals[] = {SIGABRT, SIGTERM, SIGINT,  SIGHUP, SIGQUIT, SIGUSR2, SIGALRM,  SIGVTALRM,
+                                 SIGPROF, SIGXCPU, SIGXFSZ, SIGSYS, SIGTRAP, SIGPWR,  SIGSTKFLT};
   noteFd = fd;
   struct sigaction sa = {};
   sa.sa_sigaction = OnFatalSignal;

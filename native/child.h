@@ -23,15 +23,15 @@ struct RlimitOp {
 };
 
 struct ChildPlan {
-  int syncFd;      // read end: the parent writes one byte once our id maps are in place
-  int statusFd;    // the job's status socket: the intermediate's, never the job's
-  int stdoutFd;    // pipe write ends from the app
+  int syncFd;    // read end: the parent writes one byte once our id maps are in place
+  int statusFd;  // the job's status socket: the intermediate's, never the job's
+  int stdoutFd;  // pipe write ends from the app
   int stderrFd;
-  int resultFd;    // kept for the job runner
+  int resultFd;  // kept for the job runner
   int payloadFd;
-  int noteFd;      // write end: a fatal signal the job sent itself (see ForwardFatalSignals)
+  int noteFd;  // write end: a fatal signal the job sent itself (see ForwardFatalSignals)
   const char* hostname;
-  uid_t uid;       // the job's ids inside its namespace
+  uid_t uid;  // the job's ids inside its namespace
   gid_t gid;
   uv_loop_t* loop;
   const std::vector<FdIdentity>* zygoteFds;  // what the zygote had open when it forked

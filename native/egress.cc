@@ -43,10 +43,10 @@ struct HelperReport {
 struct Helper {
   const char* step;
   pid_t job;
-  uid_t uid;         // the job's ids in its namespace: the helper's too, so it is never root outside
+  uid_t uid;  // the job's ids in its namespace: the helper's too, so it is never root outside
   gid_t gid;
-  pid_t parent;      // the intermediate
-  bool joinNet;      // the firewall enters the job's network namespace; the stack stays outside
+  pid_t parent;  // the intermediate
+  bool joinNet;  // the firewall enters the job's network namespace; the stack stays outside
   bool dieWithParent;
   uint64_t ambient;  // capabilities kept across execve, in the job's user namespace
   int fds[6];        // become fds 0..5; -1: /dev/null for 0..2, nothing for 3..5
@@ -265,7 +265,17 @@ static bool StartStack(const EgressPlan& plan, pid_t job, JobIds ids, int status
     for (int fd : {ready[0], ready[1], err[0], err[1], exit[0], exit[1]}) close(fd);
     return Fail(f, "network stack", "fchown", e, "ready pipe");
   }
-  Helper h = {"network stack", job, ids.uid, ids.gid, getpid(), false, true, Cap(CAP_NET_ADMIN) | Cap(CAP_SYS_ADMIN), {-1, err[1], err[1], ready[1], exit[0], -1}, plan.stackArgv.data(), nullptr};
+  Helper h = {"network stack",
+              job,
+              ids.uid,
+              ids.gid,
+              getpid(),
+              false,
+              true,
+              Cap(CAP_NET_ADMIN) | Cap(CAP_SYS_ADMIN),
+              {-1, err[1], err[1], ready[1], exit[0], -1},
+              plan.stackArgv.data(),
+              nullptr};
   pid_t pid = Spawn(&h, f);
   close(ready[1]);
   close(err[1]);

@@ -57,7 +57,8 @@ ssize_t RecvMessage(int sock, void* buf, size_t cap, int* fds, int* nfds, bool n
     for (int i = 0; i < count; i++) {
       int fd;
       memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (*nfds < kMaxMessageFds) fds[(*nfds)++] = fd; else close(fd);
+      if (*nfds < kMaxMessageFds) fds[(*nfds)++] = fd;
+      else close(fd);
     }
   }
   if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {

@@ -61,8 +61,8 @@ static void SendSetupFailed(int statusFd, const Failure& f) {
   SendMessage(statusFd, w.data(), w.size(), nullptr, 0);
 }
 
-static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64_t systemUs, int64_t maxRssKb,
-                       const std::vector<std::string>& stats, int seccompSyscall) {
+static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64_t systemUs, int64_t maxRssKb, const std::vector<std::string>& stats,
+                       int seccompSyscall) {
   WireWriter w;
   w.BeginStruct(kExited);
   w.I32(1, code);
@@ -81,9 +81,9 @@ static void SendExited(int statusFd, int code, int signal, int64_t userUs, int64
 // --- the intermediate process ------------------------------------------------------------------
 
 struct Noted {
-  int signal = 0;     // a fatal signal the job sent itself (then killed), -1 once its end closed
+  int signal = 0;           // a fatal signal the job sent itself (then killed), -1 once its end closed
   int seccompSyscall = -1;  // the call a seccomp trap stopped (then killed as by SIGSYS)
-  bool exited = false;  // the job announced its exit (then killed): `exit` holds what it said
+  bool exited = false;      // the job announced its exit (then killed): `exit` holds what it said
   ExitNote exit = {};
 };
 
@@ -177,8 +177,8 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     close(sync[1]);
     close(err[0]);
     close(note[0]);
-    ChildPlan plan = {sync[0], r.statusFd, r.stdoutFd, r.stderrFd, r.resultFd, r.payloadFd, note[1], r.hostname, r.uid, r.gid,
-                      r.loop, &zygoteFds, &r.mounts, r.landlockHandled, r.landlockScoped, &r.landlock, &r.seccomp, &r.rlimits, inheritedData};
+    ChildPlan plan = {sync[0], r.statusFd, r.stdoutFd, r.stderrFd,        r.resultFd,       r.payloadFd, note[1],    r.hostname, r.uid,        r.gid,
+                      r.loop,  &zygoteFds, &r.mounts,  r.landlockHandled, r.landlockScoped, &r.landlock, &r.seccomp, &r.rlimits, inheritedData};
     if (!Specialize(plan, &f)) {
       ssize_t ignored = write(err[1], &f, sizeof f);
       (void)ignored;
@@ -244,8 +244,7 @@ static ForkOutcome RunIntermediate(const ForkRequest& r, const std::vector<FdIde
     int signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     // Killed by us on the job's own fatal signal: report that signal, as for any other process.
     if (noted.signal > 0 && signal == SIGKILL) signal = noted.signal;
-    SendExited(r.statusFd, code, signal, TimevalUs(ru.ru_utime), TimevalUs(ru.ru_stime), ru.ru_maxrss, ReadCgroupStats(r.cgroups),
-               noted.seccompSyscall);
+    SendExited(r.statusFd, code, signal, TimevalUs(ru.ru_utime), TimevalUs(ru.ru_stime), ru.ru_maxrss, ReadCgroupStats(r.cgroups), noted.seccompSyscall);
   }
   // The job's network namespace is gone with it: its stack has nothing left to serve.
   StopEgressFromParent(&stack);

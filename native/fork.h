@@ -17,8 +17,8 @@
 namespace ns {
 
 struct ForkRequest {
-  int statusFd;   // SOCK_SEQPACKET to the app: JobEvent messages
-  int stdoutFd;   // pipe write ends
+  int statusFd;  // SOCK_SEQPACKET to the app: JobEvent messages
+  int stdoutFd;  // pipe write ends
   int stderrFd;
   int resultFd;   // pipe write end for the job's result
   int payloadFd;  // sealed memfd with the job's arguments and inputs
@@ -26,7 +26,7 @@ struct ForkRequest {
   const char* hostname;
   uid_t outerUid;  // the job's ids inside map to these ids outside
   gid_t outerGid;
-  uid_t uid;       // the job's ids inside its namespace
+  uid_t uid;  // the job's ids inside its namespace
   gid_t gid;
   std::vector<MountOp> mounts;
   uint64_t landlockHandled;
@@ -42,9 +42,9 @@ struct ForkRequest {
 };
 
 struct ForkOutcome {
-  pid_t pid;      // intermediate's pid in the zygote; 0 in the job child; -1 on failure
-  int err;        // errno of a failed fork()
-  bool inChild;   // true only in the job child, after Specialize succeeded
+  pid_t pid;     // intermediate's pid in the zygote; 0 in the job child; -1 on failure
+  int err;       // errno of a failed fork()
+  bool inChild;  // true only in the job child, after Specialize succeeded
 };
 
 ForkOutcome ForkJob(const ForkRequest& r);

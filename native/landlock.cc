@@ -13,8 +13,8 @@ namespace ns {
 // The rights Landlock accepts in a rule for a file (EINVAL for any other): execute, write, read,
 // truncate (ABI 3) and ioctl on a device (ABI 5). A bound file (a job module in /tmp, a
 // package.json, a file in readOnlyPaths) keeps these among the rights of its rule.
-constexpr uint64_t kFileRights = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |
-                                 (uint64_t{1} << 14) | (uint64_t{1} << 15);
+constexpr uint64_t kFileRights =
+    LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | (uint64_t{1} << 14) | (uint64_t{1} << 15);
 
 // struct landlock_ruleset_attr as of ABI 6, spelled out for kernel headers that predate it.
 struct RulesetAttr {

@@ -16,7 +16,7 @@ struct MountOp {
   std::string source;  // host path (binds, devices); the link's text (symlinks)
   std::string target;  // absolute path inside the new root
   bool writable;
-  int64_t sizeBytes;   // tmpfs only
+  int64_t sizeBytes;    // tmpfs only
   std::string content;  // kFile: the file's bytes (a read-only file of the job's root, not a bind)
 };
 

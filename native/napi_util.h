@@ -18,8 +18,6 @@ inline Napi::Value ErrnoError(const Napi::Env& env, const char* syscall, int err
   return env.Undefined();
 }
 
-inline bool IsFd(const Napi::Value& v) {
-  return v.IsNumber() && v.As<Napi::Number>().Int32Value() >= 0;
-}
+inline bool IsFd(const Napi::Value& v) { return v.IsNumber() && v.As<Napi::Number>().Int32Value() >= 0; }
 
 }  // namespace ns

@@ -43,9 +43,7 @@ struct Outcome {
   int err;
 };
 
-Outcome Done(long r) {
-  return {r, r < 0 ? errno : 0};
-}
+Outcome Done(long r) { return {r, r < 0 ? errno : 0}; }
 
 // Arguments of one call: numbers and strings from JavaScript, with defaults.
 struct Args {
@@ -129,8 +127,7 @@ Outcome Try(const std::string& name, Args& a) {
   if (name == "keyctl") return Done(syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0));
   // Whether the session keyring holds the key `user`:<description>, and its payload: a job must
   // not find the app's keys (a process's session keyring is inherited across fork and clone).
-  if (name == "keyctl-search")
-    return Done(syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING, "user", a.String(0, "nodespawner-probe"), 0));
+  if (name == "keyctl-search") return Done(syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_SESSION_KEYRING, "user", a.String(0, "nodespawner-probe"), 0));
   if (name == "keyctl-read") return Done(syscall(SYS_keyctl, KEYCTL_READ, a.Number(0, 0), a.data, sizeof a.data - 1));
   // Not an attack: the test process gives itself a session keyring of its own (named args[0]),
   // so that the keys it adds are not in a keyring other processes of this user share.
@@ -228,7 +225,8 @@ Outcome Try(const std::string& name, Args& a) {
 
 const char kAttacks[] =
     "ptrace-traceme, ptrace-attach, mount, umount2, unshare-user, clone-user, clone3-user, setns, io_uring_setup, bpf, keyctl, keyctl-search, keyctl-read, "
-    "keyctl-join-session, add_key, perf_event_open, userfaultfd, process_vm_readv, kill, socket, sethostname, setuid, chroot, pivot_root, open_by_handle_at, init_module, "
+    "keyctl-join-session, add_key, perf_event_open, userfaultfd, process_vm_readv, kill, socket, sethostname, setuid, chroot, pivot_root, open_by_handle_at, "
+    "init_module, "
     "reboot, kexec_load, clock_settime, shmget, shmctl-rmid, msgget, msgctl-rmid, mq_open, mq_unlink, mknod-fifo, fork-linger";
 
 Napi::Value TrySyscall(const Napi::CallbackInfo& info) {
@@ -244,7 +242,8 @@ Napi::Value TrySyscall(const Napi::CallbackInfo& info) {
   }
   // An attack that got through may have opened an fd (io_uring, bpf map, perf event, userfaultfd,
   // the handle's file): not the job's to keep.
-  bool opensFd = name == "io_uring_setup" || name == "bpf" || name == "perf_event_open" || name == "userfaultfd" || name == "open_by_handle_at" || name == "socket";
+  bool opensFd =
+      name == "io_uring_setup" || name == "bpf" || name == "perf_event_open" || name == "userfaultfd" || name == "open_by_handle_at" || name == "socket";
   if (opensFd && o.result >= 0) close(static_cast<int>(o.result));
   Napi::Object out = Napi::Object::New(env);
   out.Set("ok", Napi::Boolean::New(env, o.result >= 0));

@@ -16,7 +16,10 @@ class WireWriter {
 
   void BeginStruct(int16_t id) { Header(12, id); }  // T_STRUCT
   void EndStruct() { Byte(0); }                     // T_STOP
-  void I32(int16_t id, int32_t v) { Header(8, id); Be32(static_cast<uint32_t>(v)); }
+  void I32(int16_t id, int32_t v) {
+    Header(8, id);
+    Be32(static_cast<uint32_t>(v));
+  }
   void I64(int16_t id, int64_t v) {
     Header(10, id);
     Be32(static_cast<uint32_t>(static_cast<uint64_t>(v) >> 32));
@@ -41,10 +44,24 @@ class WireWriter {
   size_t size() const { return overflow_ ? 0 : len_; }
 
  private:
-  void Header(uint8_t type, int16_t id) { Byte(type); Byte(static_cast<uint8_t>(id >> 8)); Byte(static_cast<uint8_t>(id)); }
-  void Be32(uint32_t v) { Byte(v >> 24); Byte(v >> 16); Byte(v >> 8); Byte(v); }
-  void Byte(uint8_t b) { if (len_ < kCapacity) buf_[len_++] = b; else overflow_ = true; }
-  void Bytes(const char* s, size_t n) { for (size_t i = 0; i < n; i++) Byte(static_cast<uint8_t>(s[i])); }
+  void Header(uint8_t type, int16_t id) {
+    Byte(type);
+    Byte(static_cast<uint8_t>(id >> 8));
+    Byte(static_cast<uint8_t>(id));
+  }
+  void Be32(uint32_t v) {
+    Byte(v >> 24);
+    Byte(v >> 16);
+    Byte(v >> 8);
+    Byte(v);
+  }
+  void Byte(uint8_t b) {
+    if (len_ < kCapacity) buf_[len_++] = b;
+    else overflow_ = true;
+  }
+  void Bytes(const char* s, size_t n) {
+    for (size_t i = 0; i < n; i++) Byte(static_cast<uint8_t>(s[i]));
+  }
   uint8_t buf_[kCapacity];
   size_t len_ = 0;
   bool overflow_ = false;

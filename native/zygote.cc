@@ -53,9 +53,11 @@ static Napi::Value ZygoteInit(const Napi::CallbackInfo& info) {
   cleanupDirCount = 0;
   for (uint32_t i = 0; i < dirs.Length(); i++) {
     Napi::Value d = dirs.Get(i);
-    if (!d.IsString() || i >= kMaxCleanupDirs) return Usage(info.Env(), "zygoteInit(controlFd: number, appPid: number, cleanupDirs: string[] (at most 8)): number");
+    if (!d.IsString() || i >= kMaxCleanupDirs)
+      return Usage(info.Env(), "zygoteInit(controlFd: number, appPid: number, cleanupDirs: string[] (at most 8)): number");
     std::string dir = d.As<Napi::String>();
-    if (dir.size() >= sizeof cleanupDirs[0]) return Usage(info.Env(), "zygoteInit(controlFd: number, appPid: number, cleanupDirs: string[] (paths shorter than 4096)): number");
+    if (dir.size() >= sizeof cleanupDirs[0])
+      return Usage(info.Env(), "zygoteInit(controlFd: number, appPid: number, cleanupDirs: string[] (paths shorter than 4096)): number");
     memcpy(cleanupDirs[cleanupDirCount], dir.c_str(), dir.size() + 1);
     cleanupDirCount++;
   }
@@ -163,7 +165,9 @@ static bool ParseMounts(const Napi::Value& v, std::vector<MountOp>* out) {
     bool ok = true;
     int kind = Int(o, "kind", &ok);
     Napi::Value source = o.Get("source"), target = o.Get("target"), size = o.Get("sizeBytes");
-    if (!ok || kind < static_cast<int>(MountKind::kBind) || kind > static_cast<int>(MountKind::kSymlink) || !source.IsString() || !target.IsString() || !size.IsNumber()) return false;
+    if (!ok || kind < static_cast<int>(MountKind::kBind) || kind > static_cast<int>(MountKind::kSymlink) || !source.IsString() || !target.IsString() ||
+        !size.IsNumber())
+      return false;
     std::string t = target.As<Napi::String>();
     if (t.empty() || t[0] != '/' || t.size() > 3000) return false;
     Napi::Value content = o.Get("content");
@@ -227,7 +231,8 @@ static bool ParseEgress(const Napi::Value& v, EgressPlan* plan) {
   plan->nft.clear();
   plan->stack.clear();
   if (!firewall.IsString() || !ParseStrings(o.Get("nft"), &plan->nft) || !ParseStrings(o.Get("stack"), &plan->stack)) return false;
-  if (plan->nft.empty() || plan->stack.empty() || plan->nft[0].empty() || plan->nft[0][0] != '/' || plan->stack[0].empty() || plan->stack[0][0] != '/') return false;
+  if (plan->nft.empty() || plan->stack.empty() || plan->nft[0].empty() || plan->nft[0][0] != '/' || plan->stack[0].empty() || plan->stack[0][0] != '/')
+    return false;
   plan->firewall = firewall.As<Napi::String>();
   plan->enabled = true;
   PrepareEgress(plan);
@@ -270,8 +275,7 @@ static Napi::Value ForkJobJs(const Napi::CallbackInfo& info) {
   r.cloneFlags = static_cast<unsigned long>(Int(o, "cloneFlags", &ok));
   r.uid = static_cast<uid_t>(Int(o, "uid", &ok));
   r.gid = static_cast<gid_t>(Int(o, "gid", &ok));
-  if (!ok || !ParseMounts(o.Get("mounts"), &r.mounts) || !ParseLandlock(o, &r) || !o.Get("seccomp").IsTypedArray())
-    return Usage(info.Env(), usage);
+  if (!ok || !ParseMounts(o.Get("mounts"), &r.mounts) || !ParseLandlock(o, &r) || !o.Get("seccomp").IsTypedArray()) return Usage(info.Env(), usage);
   if (!ParseCgroups(o, &r.cgroups) || !ParseRlimits(o.Get("rlimits"), &r.rlimits) || !ParseEgress(o.Get("egress"), &r.egress)) return Usage(info.Env(), usage);
   Napi::Uint8Array seccomp = o.Get("seccomp").As<Napi::Uint8Array>();
   r.seccomp.assign(seccomp.Data(), seccomp.Data() + seccomp.ByteLength());
@@ -346,9 +350,7 @@ static Napi::Value HeapArena(const Napi::CallbackInfo& info) {
 
 // skipForkMarksIfClean(): with the heap arena and no mapping marked MADV_DONTFORK, forks stop
 // undoing that mark over the whole address space first. The count of marked mappings, or -errno.
-static Napi::Value SkipForkMarksIfClean(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), SkipDoForkMarksIfClean());
-}
+static Napi::Value SkipForkMarksIfClean(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), SkipDoForkMarksIfClean()); }
 
 // collapseHeap(minResidentPercent): bytes of the heap collapsed into huge pages, or -errno.
 static Napi::Value CollapseHeapJs(const Napi::CallbackInfo& info) {

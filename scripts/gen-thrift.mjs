@@ -18,7 +18,9 @@ const compilerVersion = '0.17.0';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const version = execFileSync('thrift', ['--version'], { encoding: 'utf8' }).trim();
 if (version !== `Thrift version ${compilerVersion}`) {
-  throw new Error(`expected the Thrift compiler ${compilerVersion} (thrift --version said: ${version}); with another, update compilerVersion here and check test/00.wire`);
+  throw new Error(
+    `expected the Thrift compiler ${compilerVersion} (thrift --version said: ${version}); with another, update compilerVersion here and check test/00.wire`,
+  );
 }
 const out = join(root, 'thrift', 'gen-js');
 const tmp = mkdtempSync(join(tmpdir(), 'nodespawner-thrift-'));

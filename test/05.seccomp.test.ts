@@ -7,7 +7,20 @@ import { expect } from 'chai';
 import { AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, SYSCALLS, X32_SYSCALL_BIT } from '../lib/seccomp/syscalls.js';
 import type { SyscallName } from '../lib/seccomp/syscalls.js';
 import {
-  CloneFlag, Errno, NAMESPACE_FLAGS, THREAD_CLONE_FLAGS, allow, defaultJobPolicy, errno, isConditional, kill, rules, sets, trap, trappingKills, zygotePolicy,
+  CloneFlag,
+  Errno,
+  NAMESPACE_FLAGS,
+  THREAD_CLONE_FLAGS,
+  allow,
+  defaultJobPolicy,
+  errno,
+  isConditional,
+  kill,
+  rules,
+  sets,
+  trap,
+  trappingKills,
+  zygotePolicy,
 } from '../lib/seccomp/policy.js';
 import type { Action, ArgTest, Policy, Rule } from '../lib/seccomp/policy.js';
 import { BPF_MAXINSNS, SeccompRet, actionValue, compile } from '../lib/seccomp/compile.js';
@@ -71,9 +84,7 @@ describe('seccomp: the x86_64 syscall table', function () {
   it('matches <asm/unistd_64.h> where the header is installed', function () {
     const header = '/usr/include/x86_64-linux-gnu/asm/unistd_64.h';
     if (!existsSync(header)) this.skip();
-    const fromHeader = Object.fromEntries(
-      [...readFileSync(header, 'utf8').matchAll(/^#define __NR_(\w+)\s+(\d+)\s*$/gm)].map((m) => [m[1], Number(m[2])]),
-    );
+    const fromHeader = Object.fromEntries([...readFileSync(header, 'utf8').matchAll(/^#define __NR_(\w+)\s+(\d+)\s*$/gm)].map((m) => [m[1], Number(m[2])]));
     expect({ ...SYSCALLS }).to.deep.equal(fromHeader);
   });
 });
@@ -97,8 +108,16 @@ describe('seccomp: policy data', function () {
 
   it('kills every system call the design names as forbidden, explicitly', function () {
     const forbidden: SyscallName[] = [
-      'io_uring_enter', 'io_uring_register', 'ptrace', 'mount', 'bpf', 'keyctl',
-      'perf_event_open', 'userfaultfd', 'unshare', 'setns',
+      'io_uring_enter',
+      'io_uring_register',
+      'ptrace',
+      'mount',
+      'bpf',
+      'keyctl',
+      'perf_event_open',
+      'userfaultfd',
+      'unshare',
+      'setns',
     ];
     for (const name of forbidden) expect(defaultJobPolicy.rules[name], name).to.deep.equal(kill);
     expect(defaultJobPolicy.defaultAction).to.deep.equal(kill);
@@ -116,7 +135,12 @@ describe('seccomp: policy data', function () {
   it('the self-test policy traps exactly where the job policy kills, and allows the same', function () {
     const t = compile(trappingKills(defaultJobPolicy));
     const cases: Array<[SyscallName, Array<bigint | number>]> = [
-      ['ptrace', []], ['read', []], ['io_uring_setup', []], ['clone', [THREAD_CLONE_FLAGS]], ['clone', [CloneFlag.NEWUSER]], ['execve', []],
+      ['ptrace', []],
+      ['read', []],
+      ['io_uring_setup', []],
+      ['clone', [THREAD_CLONE_FLAGS]],
+      ['clone', [CloneFlag.NEWUSER]],
+      ['execve', []],
     ];
     for (const [name, args] of cases) {
       const job = verdict(name, args);
@@ -170,20 +194,86 @@ describe('seccomp: defaultJobPolicy through the interpreter', function () {
   });
 
   it('allows what every job needs', function () {
-    for (const name of ['read', 'write', 'mmap', 'mprotect', 'munmap', 'madvise', 'mremap', 'futex', 'openat', 'statx', 'newfstatat',
-      'getdents64', 'readlink', 'close', 'epoll_pwait', 'epoll_ctl', 'eventfd2', 'pipe2', 'rt_sigaction', 'rt_sigprocmask',
-      'clock_gettime', 'nanosleep', 'getrandom', 'rseq', 'set_robust_list', 'sched_getaffinity', 'exit_group', 'exit',
-      'connect', 'bind', 'sendmsg', 'recvmsg', 'uname', 'mbind', 'set_mempolicy'] as const) {
+    for (const name of [
+      'read',
+      'write',
+      'mmap',
+      'mprotect',
+      'munmap',
+      'madvise',
+      'mremap',
+      'futex',
+      'openat',
+      'statx',
+      'newfstatat',
+      'getdents64',
+      'readlink',
+      'close',
+      'epoll_pwait',
+      'epoll_ctl',
+      'eventfd2',
+      'pipe2',
+      'rt_sigaction',
+      'rt_sigprocmask',
+      'clock_gettime',
+      'nanosleep',
+      'getrandom',
+      'rseq',
+      'set_robust_list',
+      'sched_getaffinity',
+      'exit_group',
+      'exit',
+      'connect',
+      'bind',
+      'sendmsg',
+      'recvmsg',
+      'uname',
+      'mbind',
+      'set_mempolicy',
+    ] as const) {
       expect(verdict(name), name).to.equal('allow');
     }
   });
 
   it('kills the process for the forbidden system calls', function () {
-    for (const name of ['ptrace', 'mount', 'umount2', 'pivot_root', 'chroot', 'unshare', 'setns', 'bpf', 'keyctl', 'add_key',
-      'request_key', 'io_uring_enter', 'io_uring_register', 'perf_event_open', 'userfaultfd',
-      'process_vm_readv', 'process_vm_writev', 'open_by_handle_at', 'kexec_load', 'kexec_file_load', 'init_module',
-      'finit_module', 'delete_module', 'reboot', 'clock_settime', 'settimeofday', 'adjtimex', 'personality', 'fsopen',
-      'move_mount', 'swapon', 'acct', 'iopl', 'ioperm', 'syslog', 'fanotify_init'] as const) {
+    for (const name of [
+      'ptrace',
+      'mount',
+      'umount2',
+      'pivot_root',
+      'chroot',
+      'unshare',
+      'setns',
+      'bpf',
+      'keyctl',
+      'add_key',
+      'request_key',
+      'io_uring_enter',
+      'io_uring_register',
+      'perf_event_open',
+      'userfaultfd',
+      'process_vm_readv',
+      'process_vm_writev',
+      'open_by_handle_at',
+      'kexec_load',
+      'kexec_file_load',
+      'init_module',
+      'finit_module',
+      'delete_module',
+      'reboot',
+      'clock_settime',
+      'settimeofday',
+      'adjtimex',
+      'personality',
+      'fsopen',
+      'move_mount',
+      'swapon',
+      'acct',
+      'iopl',
+      'ioperm',
+      'syslog',
+      'fanotify_init',
+    ] as const) {
       expect(verdict(name), name).to.equal('kill-process');
     }
   });
@@ -283,16 +373,77 @@ describe('seccomp: defaultJobPolicy through the interpreter', function () {
   it('allows every system call Node 20 jobs made under strace of the test suite', function () {
     // strace -f of test/20.run and test/40.forksafety, the job children after their setup.
     const seen: Array<[SyscallName, ...number[]]> = [
-      ['munmap'], ['madvise'], ['mprotect'], ['mmap'], ['close'], ['read'], ['write'], ['openat'], ['epoll_pwait'], ['dup2'],
-      ['getpid'], ['getppid'], ['futex'], ['readlink'], ['statx'], ['epoll_create1'], ['eventfd2'], ['pipe2'], ['exit_group'],
-      ['ioctl', 1, 0x5401], ['ioctl', 1, 0x5421], ['fstat'], ['rt_sigprocmask'], ['epoll_ctl'], ['fcntl'],
-      ['getdents64'], ['access'], ['newfstatat'], ['getrandom'], ['recvmsg'], ['socket', 16, 0o2000003, 0],
-      ['socket', 2, 0o2004001, 0], ['sendto'], ['gettid'], ['tgkill'], ['getsockname'], ['rt_sigaction'], ['uname'], ['bind'],
-      ['connect'], ['getuid'], ['getgid'], ['geteuid'], ['rt_sigreturn'], ['getsockopt'], ['kill'],
+      ['munmap'],
+      ['madvise'],
+      ['mprotect'],
+      ['mmap'],
+      ['close'],
+      ['read'],
+      ['write'],
+      ['openat'],
+      ['epoll_pwait'],
+      ['dup2'],
+      ['getpid'],
+      ['getppid'],
+      ['futex'],
+      ['readlink'],
+      ['statx'],
+      ['epoll_create1'],
+      ['eventfd2'],
+      ['pipe2'],
+      ['exit_group'],
+      ['ioctl', 1, 0x5401],
+      ['ioctl', 1, 0x5421],
+      ['fstat'],
+      ['rt_sigprocmask'],
+      ['epoll_ctl'],
+      ['fcntl'],
+      ['getdents64'],
+      ['access'],
+      ['newfstatat'],
+      ['getrandom'],
+      ['recvmsg'],
+      ['socket', 16, 0o2000003, 0],
+      ['socket', 2, 0o2004001, 0],
+      ['sendto'],
+      ['gettid'],
+      ['tgkill'],
+      ['getsockname'],
+      ['rt_sigaction'],
+      ['uname'],
+      ['bind'],
+      ['connect'],
+      ['getuid'],
+      ['getgid'],
+      ['geteuid'],
+      ['rt_sigreturn'],
+      ['getsockopt'],
+      ['kill'],
       // and Node itself outside the suite: threads (clone after clone3's ENOSYS), workers, sockets, fs
-      ['clone', THREAD_CLONE_FLAGS], ['set_robust_list'], ['rseq'], ['brk'], ['lseek'], ['pread64'], ['sched_getaffinity'],
-      ['getcwd'], ['sysinfo'], ['set_tid_address'], ['prlimit64'], ['getrusage'], ['capget'], ['getegid'], ['pkey_alloc'],
-      ['shutdown'], ['listen'], ['accept4'], ['setsockopt', 3, 1, 2], ['mkdir'], ['rmdir'], ['rename'], ['unlink'], ['exit'],
+      ['clone', THREAD_CLONE_FLAGS],
+      ['set_robust_list'],
+      ['rseq'],
+      ['brk'],
+      ['lseek'],
+      ['pread64'],
+      ['sched_getaffinity'],
+      ['getcwd'],
+      ['sysinfo'],
+      ['set_tid_address'],
+      ['prlimit64'],
+      ['getrusage'],
+      ['capget'],
+      ['getegid'],
+      ['pkey_alloc'],
+      ['shutdown'],
+      ['listen'],
+      ['accept4'],
+      ['setsockopt', 3, 1, 2],
+      ['mkdir'],
+      ['rmdir'],
+      ['rename'],
+      ['unlink'],
+      ['exit'],
       ['arch_prctl'],
     ];
     for (const [name, ...args] of seen) expect(verdict(name, args), `${name}(${args.join(', ')})`).to.equal('allow');
@@ -321,10 +472,14 @@ describe('seccomp: the compiler', function () {
     expect(thrown(() => compile({ rules: { read: errno(4096) } })).message).to.match(/`rules\.read\.errno`/);
     expect(thrown(() => compile({ rules: { read: { type: 'maybe' } as unknown as Action } })).message).to.match(/^Expected `rules\.read` to be an action/);
     const bad = (test: Partial<ArgTest>) => compile({ rules: { clone: { if: [{ when: test as ArgTest, then: allow }], else: kill } } });
-    expect(thrown(() => bad({ arg: 6 as 0, oneOf: [0], upper: 'ignored' })).message).to.match(/^Expected `rules\.clone\.if\[0\]\.when\.arg` to be an argument index from 0 to 5, got `6`/);
+    expect(thrown(() => bad({ arg: 6 as 0, oneOf: [0], upper: 'ignored' })).message).to.match(
+      /^Expected `rules\.clone\.if\[0\]\.when\.arg` to be an argument index from 0 to 5, got `6`/,
+    );
     expect(thrown(() => bad({ arg: 0, oneOf: [], upper: 'ignored' })).message).to.match(/`rules\.clone\.if\[0\]\.when\.oneOf` to be a non-empty array/);
     expect(thrown(() => bad({ arg: 0, oneOf: [0x100000000], upper: 'ignored' })).message).to.match(/to hold u32 values/);
-    expect(thrown(() => bad({ arg: 0, mask: 0xff, oneOf: [0x100], upper: 'ignored' })).message).to.match(/inside mask 0xff, got 0x100, which no argument can match/);
+    expect(thrown(() => bad({ arg: 0, mask: 0xff, oneOf: [0x100], upper: 'ignored' })).message).to.match(
+      /inside mask 0xff, got 0x100, which no argument can match/,
+    );
     expect(thrown(() => bad({ arg: 0, oneOf: [0] })).message).to.match(/`rules\.clone\.if\[0\]\.when\.upper` to be 'ignored' or 'zero'/);
     expect(thrown(() => compile({ rules: {}, defaultAction: errno(-1) })).message).to.match(/`defaultAction\.errno`/);
   });
@@ -332,8 +487,13 @@ describe('seccomp: the compiler', function () {
   it('compiles an empty policy to the checks and the default action', function () {
     const p = compile({ rules: {}, defaultAction: errno(Errno.EPERM) });
     expect(disassemble(p)).to.deep.equal([
-      '   0: ld arch', '   1: jeq #0xc000003e ? 3 : 2', '   2: ret kill-process',
-      '   3: ld nr', '   4: jge #0x40000000 ? 5 : 6', '   5: ret kill-process', '   6: ret errno(1)',
+      '   0: ld arch',
+      '   1: jeq #0xc000003e ? 3 : 2',
+      '   2: ret kill-process',
+      '   3: ld nr',
+      '   4: jge #0x40000000 ? 5 : 6',
+      '   5: ret kill-process',
+      '   6: ret errno(1)',
     ]);
   });
 
@@ -365,14 +525,20 @@ describe('seccomp: the compiler', function () {
     const many: Record<string, Rule> = {};
     const values = Array.from({ length: 20 }, (_, i) => i * 3 + 1);
     Object.keys(SYSCALLS).forEach((name, i) => {
-      many[name] = i % 3 === 0
-        ? { if: [{ when: { arg: 0, oneOf: values, upper: 'ignored' }, then: errno(i + 1) }], else: i % 2 ? allow : kill }
-        : i % 2 ? allow : errno(Errno.EPERM);
+      many[name] =
+        i % 3 === 0
+          ? { if: [{ when: { arg: 0, oneOf: values, upper: 'ignored' }, then: errno(i + 1) }], else: i % 2 ? allow : kill }
+          : i % 2
+            ? allow
+            : errno(Errno.EPERM);
     });
     const policy: Policy = { rules: many, defaultAction: trap };
     const p = compile(policy);
     expect(p.length).to.be.above(1000).and.at.most(BPF_MAXINSNS);
-    expect(p.instructions.some((i) => i.code === Op.JA), 'uses ja').to.equal(true);
+    expect(
+      p.instructions.some((i) => i.code === Op.JA),
+      'uses ja',
+    ).to.equal(true);
     for (const nr of [...Object.values(SYSCALLS), 451, 1000, X32_SYSCALL_BIT - 1]) {
       for (const a of [0n, 1n, 4n, 58n, 59n, 2n]) {
         const data = { nr, arch: AUDIT_ARCH_X86_64, args: [a] };
@@ -402,7 +568,10 @@ describe('seccomp: the verifier and the interpreter', function () {
       expect(err.message).to.match(pattern);
     };
     refuses([], /at least 1 instruction, got 0/);
-    refuses(Array.from({ length: 4097 }, () => ret(SeccompRet.ALLOW)), /at most 4096 instructions \(BPF_MAXINSNS\), got 4097/);
+    refuses(
+      Array.from({ length: 4097 }, () => ret(SeccompRet.ALLOW)),
+      /at most 4096 instructions \(BPF_MAXINSNS\), got 4097/,
+    );
     refuses([insn(Op.JEQ_K, 1, 1, 0), ret(SeccompRet.ALLOW)], /^instruction 0 \(jeq #0x1 \? \+1 : \+0\): jumps past the end/);
     refuses([insn(Op.JA, 5), ret(SeccompRet.ALLOW)], /^instruction 0 \(ja \+5\): jumps past the end/);
     refuses([insn(Op.LD_W_ABS, 0)], /the last instruction must be a return/);
@@ -420,13 +589,27 @@ describe('seccomp: the verifier and the interpreter', function () {
 
   it('loads every field of seccomp_data and runs and, or, tax, txa and the jumps', function () {
     const input: SeccompInput = { nr: 7, arch: 9, instructionPointer: 0x1_0000_0002n, args: [0n, 0n, 0n, 0n, 0n, -2n] };
-    const loadAndReturnA = (offset: number) => interpret([insn(Op.LD_W_ABS, offset), insn(Op.TAX, 0), insn(Op.LD_W_ABS, 0), insn(Op.TXA, 0),
-      insn(Op.JEQ_K, 0xfffffffe, 0, 1), ret(SeccompRet.ERRNO | 1), insn(Op.JSET_K, 0xffffffff, 0, 1), ret(SeccompRet.ALLOW), ret(SeccompRet.TRAP)], input);
+    const loadAndReturnA = (offset: number) =>
+      interpret(
+        [
+          insn(Op.LD_W_ABS, offset),
+          insn(Op.TAX, 0),
+          insn(Op.LD_W_ABS, 0),
+          insn(Op.TXA, 0),
+          insn(Op.JEQ_K, 0xfffffffe, 0, 1),
+          ret(SeccompRet.ERRNO | 1),
+          insn(Op.JSET_K, 0xffffffff, 0, 1),
+          ret(SeccompRet.ALLOW),
+          ret(SeccompRet.TRAP),
+        ],
+        input,
+      );
     expect(loadAndReturnA(0)).to.equal(SeccompRet.ALLOW); // nr 7
     expect(loadAndReturnA(56)).to.equal(SeccompRet.ERRNO | 1); // args[5].lo = 0xfffffffe
     expect(loadAndReturnA(60)).to.equal(SeccompRet.ALLOW); // args[5].hi = 0xffffffff
     expect(loadAndReturnA(16)).to.equal(SeccompRet.TRAP); // args[0].lo = 0
-    const jumps = (code: number, k: number) => interpret([insn(Op.LD_W_ABS, 0), insn(Op.OR_K, 0x80000000), insn(Op.AND_K, 0x80000007), insn(code, k, 0, 1), ret(1), ret(2)], input);
+    const jumps = (code: number, k: number) =>
+      interpret([insn(Op.LD_W_ABS, 0), insn(Op.OR_K, 0x80000000), insn(Op.AND_K, 0x80000007), insn(code, k, 0, 1), ret(1), ret(2)], input);
     expect(jumps(Op.JEQ_K, 0x80000007)).to.equal(1);
     expect(jumps(Op.JGT_K, 0x80000006)).to.equal(1); // unsigned comparison
     expect(jumps(Op.JGT_K, 0x80000007)).to.equal(2);

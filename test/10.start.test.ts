@@ -31,7 +31,9 @@ describe('Spawner.start', function () {
     expect(zygote!.ppid, 'the zygote is a child of the app').to.equal(process.pid);
     expect(info.nodeVersion).to.equal(process.version);
     expect(info.threads).to.be.a('number').above(0);
-    expect(info.rssBytes).to.be.a('number').above(1024 * 1024);
+    expect(info.rssBytes)
+      .to.be.a('number')
+      .above(1024 * 1024);
     expect(info.selfTestMs).to.be.a('number').at.least(0);
     expect(spawner.active).to.equal(0);
     expect(spawner.queued).to.equal(0);
@@ -123,7 +125,9 @@ describe('Spawner options validation', function () {
     const on = await rejection(Spawner.start({ sandbox: { network: true as never } }));
     expect(on).to.be.instanceOf(InvalidOptionError);
     expect(on.code).to.equal('ERR_INVALID_OPTION');
-    expect(on.message).to.equal("Expected `sandbox.network` to be 'none', 'egress' or 'host', got `true` (boolean); `true` is now 'host' (the host's network, no isolation) or 'egress'");
+    expect(on.message).to.equal(
+      "Expected `sandbox.network` to be 'none', 'egress' or 'host', got `true` (boolean); `true` is now 'host' (the host's network, no isolation) or 'egress'",
+    );
     const off = await rejection(Spawner.start({ sandbox: { network: false as never } }));
     expect(off.code).to.equal('ERR_INVALID_OPTION');
     expect(off.message).to.include("`false` is now 'none'");
@@ -149,10 +153,15 @@ describe('Spawner options validation', function () {
   });
 
   it('refuses a cgroup v2 sandbox.cgroupRoot without the memory and pids controllers, instead of using v1 cgroups', async function () {
-    const v2 = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => / - cgroup2 /.test(l))?.split(' ')[4];
+    const v2 = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .find((l) => / - cgroup2 /.test(l))
+      ?.split(' ')[4];
     if (!v2) skipBecause(this, 'no cgroup2 file system is mounted here');
     const controllers = fs.readFileSync(`${v2}/cgroup.controllers`, 'utf8').trim().split(/\s+/);
-    if (controllers.includes('memory') && controllers.includes('pids')) skipBecause(this, `the cgroup2 root ${v2} has the memory and pids controllers: it would be accepted`);
+    if (controllers.includes('memory') && controllers.includes('pids'))
+      skipBecause(this, `the cgroup2 root ${v2} has the memory and pids controllers: it would be accepted`);
     const e = await expectCode(Spawner.start({ sandbox: { cgroupRoot: v2, limits: 'cgroup' } }), 'ERR_START');
     expect(e.reason).to.equal('cgroups');
     expect(e.message).to.include(`sandbox.cgroupRoot ${v2} does not offer the memory and pids controllers`);
@@ -236,8 +245,17 @@ describe('Spawner.start on a kernel that refuses user namespaces', function () {
       } catch (e) {
         console.log(JSON.stringify({ code: e.code, message: e.message }));
       }`;
-    const inner = ['/usr/bin/unshare', '--user', '--map-current-user', '--keep-caps', '/bin/sh', '-c',
-      `echo 0 > ${maxUserNs} || exit 99; exec "$0" --input-type=module -e "$1"`, process.execPath, script];
+    const inner = [
+      '/usr/bin/unshare',
+      '--user',
+      '--map-current-user',
+      '--keep-caps',
+      '/bin/sh',
+      '-c',
+      `echo 0 > ${maxUserNs} || exit 99; exec "$0" --input-type=module -e "$1"`,
+      process.execPath,
+      script,
+    ];
     const argv = isRoot ? ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...inner] : inner;
     const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       execFile(argv[0], argv.slice(1), { cwd: '/', env: { ...process.env, HOME: '/tmp' }, timeout: 25_000 }, (err, stdout, stderr) =>

@@ -19,20 +19,23 @@ describe('spawner.run', function () {
   });
 
   describe('TypeScript jobs', function () {
-    it(stripsTypes ? 'runs a .mts job with its types stripped by Node' : 'refuses a .mts job on a Node that cannot strip types, before forking', async function () {
-      const job = fixture('typed.mts');
-      const inputs = { t: tableFromArrays({ a: Int32Array.of(1) }) };
-      if (stripsTypes) {
-        const r = await spawner.run<{ sum: number; inputs: string[] }>(job, { values: [1, 2, 3.5] }, { inputs });
-        expect(r.value).to.deep.equal({ sum: 6.5, inputs: ['t'] });
-      } else {
-        const spawned: unknown[] = [];
-        spawner.on('spawn', (e) => spawned.push(e));
-        const e = await expectCode(spawner.run(job, { values: [1] }), 'ERR_TYPESCRIPT_UNSUPPORTED');
-        expect(e.message).to.include(job).and.include('Node 24');
-        expect(spawned, 'no child was forked').to.deep.equal([]);
-      }
-    });
+    it(
+      stripsTypes ? 'runs a .mts job with its types stripped by Node' : 'refuses a .mts job on a Node that cannot strip types, before forking',
+      async function () {
+        const job = fixture('typed.mts');
+        const inputs = { t: tableFromArrays({ a: Int32Array.of(1) }) };
+        if (stripsTypes) {
+          const r = await spawner.run<{ sum: number; inputs: string[] }>(job, { values: [1, 2, 3.5] }, { inputs });
+          expect(r.value).to.deep.equal({ sum: 6.5, inputs: ['t'] });
+        } else {
+          const spawned: unknown[] = [];
+          spawner.on('spawn', (e) => spawned.push(e));
+          const e = await expectCode(spawner.run(job, { values: [1] }), 'ERR_TYPESCRIPT_UNSUPPORTED');
+          expect(e.message).to.include(job).and.include('Node 24');
+          expect(spawned, 'no child was forked').to.deep.equal([]);
+        }
+      },
+    );
 
     it('runs a .ts job outside any package as an ES module, with the warm apache-arrow and a relative TypeScript import', async function () {
       if (!stripsTypes) skipBecause(this, `Node ${process.version} does not strip types: the test above checks the refusal`);
@@ -77,8 +80,19 @@ describe('spawner.run', function () {
       const r = await spawner.run<{ echo: typeof args; kinds: Record<string, string> }>(fixture('echo.mjs'), args);
       expect(r.value!.echo).to.deep.equal(args);
       expect(r.value!.kinds).to.deep.equal({
-        int: 'number', float: 'number', text: 'string', yes: 'boolean', nothing: 'null', missing: 'undefined',
-        big: 'bigint', negativeBig: 'bigint', bytes: 'Uint8Array', list: 'array', nested: 'object', empty: 'object', emptyList: 'array',
+        int: 'number',
+        float: 'number',
+        text: 'string',
+        yes: 'boolean',
+        nothing: 'null',
+        missing: 'undefined',
+        big: 'bigint',
+        negativeBig: 'bigint',
+        bytes: 'Uint8Array',
+        list: 'array',
+        nested: 'object',
+        empty: 'object',
+        emptyList: 'array',
       });
       expect(r.table).to.equal(undefined);
       expect(r.exitCode).to.equal(0);
@@ -298,7 +312,7 @@ export default async function () {
       expect(shared.interfaces, "network: 'host' for this run").to.include('lo');
     });
 
-    it("refuses a boolean network for a run, naming what it became", async function () {
+    it('refuses a boolean network for a run, naming what it became', async function () {
       const e = await rejection(custom.run(fixture('environment.mjs'), undefined, { network: true as never }));
       expect(e).to.be.instanceOf(TypeError);
       expect(e.code).to.equal('ERR_INVALID_OPTION');

@@ -28,7 +28,6 @@ function expectConsistent(t: RunResult['timings']): void {
 }
 
 describe('preforked children', function () {
-
   describe('with prefork: 2', function () {
     let spawner: Spawner;
 
@@ -82,7 +81,7 @@ describe('preforked children', function () {
       expect(phases.specializeMs.max).to.be.greaterThan(0);
     });
 
-    it('makes a run\'s replacement child after the run when runs are spaced out, and at once when another run is in flight', async function () {
+    it("makes a run's replacement child after the run when runs are spaced out, and at once when another run is in flight", async function () {
       const s = await Spawner.start({ concurrency: 2, prefork: 2 });
       // A run that lasts until it is aborted: the test decides when runs end, not a clock.
       const hold = () => {
@@ -133,7 +132,7 @@ describe('preforked children', function () {
       expect(same.preforked).to.equal(true);
     });
 
-    it("times a preforked run from its assignment: a child waiting longer than the timeout still runs", async function () {
+    it('times a preforked run from its assignment: a child waiting longer than the timeout still runs', async function () {
       const s = await Spawner.start({ concurrency: 1, prefork: 1, timeout: 400 });
       try {
         await s.run(fixture('token.mjs'), {});

@@ -111,7 +111,7 @@ describe('sandbox: the job root and its options', function () {
 });
 
 describe('unsearchableDir (the hint when the self-test cannot reach the package)', function () {
-  it("lays out the plan so that no Landlock rule with write rights lies above a read-only one, binds under /tmp included", function () {
+  it('lays out the plan so that no Landlock rule with write rights lies above a read-only one, binds under /tmp included', function () {
     const [ro, rw, jobDir] = ['ro', 'rw', 'job'].map((p) => fs.mkdtempSync(join('/tmp', `nodespawner-plan-${p}-`)));
     const policy = { filesystem: true, tmpSize: 1, readOnlyPaths: [ro], writablePaths: [rw], network: 'none' } as unknown as SandboxPolicy;
     const plan = mountPlan(policy, join(jobDir, 'job.mjs'), []);
@@ -121,7 +121,10 @@ describe('unsearchableDir (the hint when the self-test cannot reach the package)
     const inside = (p: string, d: string) => d === '/' || p === d || p.startsWith(`${d}/`);
     for (const r of rules.filter((x) => (x.access & write) === 0 && x.path !== '/')) {
       const above = rules.filter((w) => (w.access & write) !== 0 && w.path !== r.path && inside(r.path, w.path));
-      expect(above.map((w) => w.path), `write rules above the read-only ${r.path}`).to.deep.equal([]);
+      expect(
+        above.map((w) => w.path),
+        `write rules above the read-only ${r.path}`,
+      ).to.deep.equal([]);
     }
     // The binds under /tmp (ro, rw and the job's directory here) are reached through symlinks.
     for (const host of [ro, rw, jobDir]) {

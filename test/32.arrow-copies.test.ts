@@ -24,13 +24,18 @@ describe('input tables from another copy of apache-arrow', function () {
     // The version nodespawner has (whose Symbol.hasInstance accepts the other copy's tables), from
     // npm's cache when it has it.
     const version = (JSON.parse(fs.readFileSync(join(packageRoot, 'node_modules', 'apache-arrow', 'package.json'), 'utf8')) as { version: string }).version;
-    const install = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', '--ignore-scripts', `apache-arrow@${version}`], {
-      cwd: dir,
-      encoding: 'utf8',
-      timeout: 240_000,
-      env: { ...process.env, npm_config_update_notifier: 'false' },
-    });
-    if (install.status === 0) other = (await import(pathToFileURL(join(dir, 'node_modules', 'apache-arrow', 'Arrow.node.mjs')).href)) as typeof import('apache-arrow');
+    const install = spawnSync(
+      'npm',
+      ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', '--ignore-scripts', `apache-arrow@${version}`],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 240_000,
+        env: { ...process.env, npm_config_update_notifier: 'false' },
+      },
+    );
+    if (install.status === 0)
+      other = (await import(pathToFileURL(join(dir, 'node_modules', 'apache-arrow', 'Arrow.node.mjs')).href)) as typeof import('apache-arrow');
     else console.log(`      npm could not install a second apache-arrow: ${(install.error?.message ?? install.stderr).trim().split('\n').slice(-3).join(' ')}`);
     spawner = await Spawner.start({ concurrency: 1, prefork: 0 });
   });
@@ -51,7 +56,9 @@ describe('input tables from another copy of apache-arrow', function () {
     const e = await rejection(spawner!.run(fixture('inputs.mjs'), {}, { inputs: { sales: foreign } as never }));
     expect(e).to.be.instanceOf(InvalidArgumentError);
     expect(e.code).to.equal('ERR_INVALID_ARG');
-    expect(e.message).to.include('Expected `inputs.sales` to be a Table of the apache-arrow that nodespawner uses, got a Table of another copy of apache-arrow');
+    expect(e.message).to.include(
+      'Expected `inputs.sales` to be a Table of the apache-arrow that nodespawner uses, got a Table of another copy of apache-arrow',
+    );
     expect(e.message).to.include('peer dependency');
     expect(spawned).to.equal(0);
   });

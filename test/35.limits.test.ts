@@ -80,7 +80,10 @@ describe('limits with cgroups', function () {
 if (support.version !== 2) {
   describe('limits with cgroup v2', function () {
     it('are enforced end to end by the suite above when the host offers cgroup v2', function () {
-      skipBecause(this, `this host offers cgroup v${support.version} to this user, not v2 with memory and pids controllers; the v2 plan and stats parsing are covered by the plan tests`);
+      skipBecause(
+        this,
+        `this host offers cgroup v${support.version} to this user, not v2 with memory and pids controllers; the v2 plan and stats parsing are covered by the plan tests`,
+      );
     });
   });
 }
@@ -154,7 +157,11 @@ describe('cgroup plans (both versions, whatever this host has)', function () {
   });
 
   it('reads v2 stats: peak, oom_kill from memory.events, usage_usec', function () {
-    const s = parseStats({ version: 2, parent: '/x' }, ['1048576\n', 'low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n', 'usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n']);
+    const s = parseStats({ version: 2, parent: '/x' }, [
+      '1048576\n',
+      'low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n',
+      'usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n',
+    ]);
     expect(s).to.deep.equal({ peakMemoryBytes: 1048576, oomKills: 1, cpuUs: 2500 });
   });
 
@@ -167,7 +174,11 @@ describe('cgroup plans (both versions, whatever this host has)', function () {
   });
 
   it('reads v1 stats: max_usage_in_bytes, oom_kill from memory.oom_control, cpuacct.usage in ns', function () {
-    const s = parseStats({ version: 1, parents: { memory: '/m', pids: '/p', cpu: null, cpuacct: '/a' } }, ['2097152\n', 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n', '3000000\n']);
+    const s = parseStats({ version: 1, parents: { memory: '/m', pids: '/p', cpu: null, cpuacct: '/a' } }, [
+      '2097152\n',
+      'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n',
+      '3000000\n',
+    ]);
     expect(s).to.deep.equal({ peakMemoryBytes: 2097152, oomKills: 2, cpuUs: 3000 });
   });
 

@@ -123,7 +123,7 @@ describe('fork safety', function () {
     });
   });
 
-  it("does not pass an fd the app inherited without close-on-exec into jobs", async function () {
+  it('does not pass an fd the app inherited without close-on-exec into jobs', async function () {
     // The app's parent (a shell here) gave it fd 7, open on a private file, without
     // close-on-exec: the zygote inherits it, and no job may.
     const dir = await tempDir();

@@ -22,7 +22,10 @@ describe('output floods', function () {
   });
 
   it("kills a job that floods past the cap with ERR_OUTPUT_TOO_LARGE (outputOverflow: 'kill')", async function () {
-    const e = await expectCode(spawner.run(fixture('flood.mjs'), { times: 0 }, { maxStdout: 4096, outputOverflow: 'kill', timeout: 20_000 }), 'ERR_OUTPUT_TOO_LARGE');
+    const e = await expectCode(
+      spawner.run(fixture('flood.mjs'), { times: 0 }, { maxStdout: 4096, outputOverflow: 'kill', timeout: 20_000 }),
+      'ERR_OUTPUT_TOO_LARGE',
+    );
     expect(e.stream).to.equal('stdout');
     expect(e.signal).to.equal('SIGKILL');
   });

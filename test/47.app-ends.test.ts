@@ -14,11 +14,16 @@ interface Started {
 }
 
 /** Starts `node <fixture> ...args`; resolves with the app and the first line it prints. */
-function startApp(file: string, args: string[]): Promise<{ app: ReturnType<typeof spawn>; line: Started; exited: Promise<{ code: number | null; signal: string | null; stderr: string }> }> {
+function startApp(
+  file: string,
+  args: string[],
+): Promise<{ app: ReturnType<typeof spawn>; line: Started; exited: Promise<{ code: number | null; signal: string | null; stderr: string }> }> {
   const app = spawn(process.execPath, [fixture(file), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   app.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) => app.on('close', (code, signal) => resolve({ code, signal, stderr })));
+  const exited = new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) =>
+    app.on('close', (code, signal) => resolve({ code, signal, stderr })),
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     app.stdout!.setEncoding('utf8').on('data', (d: string) => {
@@ -42,13 +47,16 @@ describe('when the app ends without close()', function () {
   this.timeout(60_000);
 
   before(function () {
-    if ((process.env.NODESPAWNER_LIMITS ?? 'cgroup') !== 'cgroup') skipBecause(this, `NODESPAWNER_LIMITS is ${process.env.NODESPAWNER_LIMITS}: the spawners make no cgroups`);
+    if ((process.env.NODESPAWNER_LIMITS ?? 'cgroup') !== 'cgroup')
+      skipBecause(this, `NODESPAWNER_LIMITS is ${process.env.NODESPAWNER_LIMITS}: the spawners make no cgroups`);
     const support = detectCgroups(`nodespawner-probe-${process.pid}`, null);
     if (support.version === 0) skipBecause(this, `no cgroups for jobs here: ${support.reason}`);
   });
 
   for (const how of ['return', 'exit', 'throw', 'kill'] as const) {
-    const what = { return: 'its work is done and it returns', exit: 'it calls process.exit()', throw: 'an exception is not caught', kill: 'it is SIGKILLed' }[how];
+    const what = { return: 'its work is done and it returns', exit: 'it calls process.exit()', throw: 'an exception is not caught', kill: 'it is SIGKILLed' }[
+      how
+    ];
     it(`leaves no process and no cgroup when ${what}, with a module's children preforked${how === 'return' ? '' : ' and a job running'}`, async function () {
       const { app, line, exited } = await startApp('app-ends.mjs', [how]);
       const dirs = spawnerCgroups(line.pid);

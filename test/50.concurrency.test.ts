@@ -49,10 +49,14 @@ describe('concurrency', function () {
     await new Promise((r) => setTimeout(r, 200)); // closing a destroyed stream's fd takes a loop turn
     const before = openFds();
     for (let i = 0; i < 8; i++) await Promise.all(mixed());
-    const after = await waitFor('fds to be closed', () => {
-      const now = openFds();
-      return now.size <= before.size ? now : null;
-    }, 60_000).catch(() => openFds());
+    const after = await waitFor(
+      'fds to be closed',
+      () => {
+        const now = openFds();
+        return now.size <= before.size ? now : null;
+      },
+      60_000,
+    ).catch(() => openFds());
     const added = [...after].filter(([fd, t]) => before.get(fd) !== t);
     expect(after.size, `fds left open: ${JSON.stringify(added)}`).to.equal(before.size);
   });

@@ -22,7 +22,10 @@ function mountCount(): number {
 }
 
 function tempEntries(): string[] {
-  return fs.readdirSync(tmpdir()).filter((n) => n.startsWith('nodespawner')).sort();
+  return fs
+    .readdirSync(tmpdir())
+    .filter((n) => n.startsWith('nodespawner'))
+    .sort();
 }
 
 describe('soak', function () {
@@ -75,9 +78,16 @@ describe('soak', function () {
     const last = descendants(zygotePid);
     await spawner.close();
     expect(last.filter(stillAlive), 'preforked children left after close()').to.deep.equal([]);
-    if (cgroupsUsable) expect(cgroupDirs.filter((d) => fs.existsSync(d)), 'spawner cgroups left').to.deep.equal([]);
+    if (cgroupsUsable)
+      expect(
+        cgroupDirs.filter((d) => fs.existsSync(d)),
+        'spawner cgroups left',
+      ).to.deep.equal([]);
     const after = await waitFor('app fds to be closed', () => (openFds().size <= before.fds.size ? openFds() : null), 60_000).catch(() => openFds());
-    expect([...after].filter(([fd, t]) => before.fds.get(fd) !== t), 'app fds left open').to.deep.equal([]);
+    expect(
+      [...after].filter(([fd, t]) => before.fds.get(fd) !== t),
+      'app fds left open',
+    ).to.deep.equal([]);
     expect(mountCount(), 'mounts').to.equal(before.mounts);
     expect(tempEntries(), 'temp files').to.deep.equal(before.temp);
   });

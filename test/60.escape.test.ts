@@ -118,12 +118,19 @@ describe('escape attempts', function () {
     process.env[secretName] = 'the app secret';
     shared = await tempDir();
     fs.chmodSync(shared.path, 0o777);
-    const started = await Promise.all([
-      ...Object.entries(layers).map(async ([name, sandbox]) => {
-        s[name] = await Spawner.start({ sandbox, env: { VISIBLE: 'yes' }, concurrency: 4, selfTest: false });
-      }),
-      Spawner.start({ sandbox: { writablePaths: [shared.path] }, selfTest: false, concurrency: 2, prefork: 0 }).then((p) => (pair = p)),
-    ].map((p) => p.then(() => null, (e: unknown) => e)));
+    const started = await Promise.all(
+      [
+        ...Object.entries(layers).map(async ([name, sandbox]) => {
+          s[name] = await Spawner.start({ sandbox, env: { VISIBLE: 'yes' }, concurrency: 4, selfTest: false });
+        }),
+        Spawner.start({ sandbox: { writablePaths: [shared.path] }, selfTest: false, concurrency: 2, prefork: 0 }).then((p) => (pair = p)),
+      ].map((p) =>
+        p.then(
+          () => null,
+          (e: unknown) => e,
+        ),
+      ),
+    );
     const failed = started.find((e) => e !== null);
     if (failed) throw failed;
   });
@@ -187,7 +194,9 @@ describe('escape attempts', function () {
   it('cannot fill /tmp past sandbox.tmpSize: ENOSPC at the limit', async function () {
     const v = (await s.full.run<{ written: number; code: string | null }>(escape('fill-tmp.mjs'), { limit: 8 * MiB })).value!;
     expect(v.code).to.equal('ENOSPC');
-    expect(v.written).to.be.at.most(MiB).and.at.least(MiB / 2);
+    expect(v.written)
+      .to.be.at.most(MiB)
+      .and.at.least(MiB / 2);
   });
 
   describe('host processes and the zygote', function () {
@@ -293,7 +302,10 @@ describe('escape attempts', function () {
       [['setns', { open: '/proc/self/ns/net' }, 0], ['EPERM']],
       [['sethostname', 'escaped'], ['EPERM']],
       // uid 0 has no mapping in the job's namespace.
-      [['setuid', 0], ['EINVAL', 'EPERM']],
+      [
+        ['setuid', 0],
+        ['EINVAL', 'EPERM'],
+      ],
       [['open_by_handle_at'], ['EPERM']],
       // ENOSYS: a kernel built without module support.
       [['init_module'], ['EPERM', 'ENOSYS']],
@@ -310,7 +322,11 @@ describe('escape attempts', function () {
 
     it('ptrace, process_vm_readv and kill on the zygote: ESRCH (it does not exist in the job)', async function () {
       const zygote = s.withoutSeccomp.pid;
-      for (const call of [['ptrace-attach', zygote], ['process_vm_readv', zygote], ['kill', zygote, 0]]) {
+      for (const call of [
+        ['ptrace-attach', zygote],
+        ['process_vm_readv', zygote],
+        ['kill', zygote, 0],
+      ]) {
         expect(refused(await attack(s.withoutSeccomp, call), String(call[0]))).to.equal('ESRCH');
       }
     });
@@ -352,7 +368,17 @@ describe('escape attempts', function () {
     it('runs with no capabilities, no_new_privs set, and no uid 0, with every layer and with the switchable layers off', async function () {
       for (const layer of ['full', 'userAlone']) {
         const v = (await s[layer].run<any>(escape('privileges.mjs'))).value;
-        expect(v.status, layer).to.deep.include({ CapInh: none, CapPrm: none, CapEff: none, CapBnd: none, CapAmb: none, NoNewPrivs: '1', Uid: '1000 1000 1000 1000', Gid: '1000 1000 1000 1000', Groups: '' });
+        expect(v.status, layer).to.deep.include({
+          CapInh: none,
+          CapPrm: none,
+          CapEff: none,
+          CapBnd: none,
+          CapAmb: none,
+          NoNewPrivs: '1',
+          Uid: '1000 1000 1000 1000',
+          Gid: '1000 1000 1000 1000',
+          Groups: '',
+        });
       }
     });
 
@@ -367,7 +393,8 @@ describe('escape attempts', function () {
         fs.chmodSync(suid, 0o4755);
         // The control: outside the sandbox the copy works, so the test means something here.
         const control = spawnSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', suid], { encoding: 'utf8' });
-        if (control.error || !/euid=0\b/.test(control.stdout)) skipBecause(this, `the setuid copy does not raise nobody to euid 0 on this host (${control.error?.message ?? control.stdout.trim()}): nosuid mount?`);
+        if (control.error || !/euid=0\b/.test(control.stdout))
+          skipBecause(this, `the setuid copy does not raise nobody to euid 0 on this host (${control.error?.message ?? control.stdout.trim()}): nosuid mount?`);
         // The job needs the host's filesystem to reach the program. Without seccomp the exec
         // happens and must gain nothing; seccomp may refuse execve itself (EPERM, or SIGSYS),
         // which is as good, as long as that is what happened.
@@ -386,7 +413,10 @@ describe('escape attempts', function () {
         const filtered = await ran('seccompAlone');
         if (filtered.killed) expect(filtered.killed, 'seccompAlone').to.equal('SIGSYS');
         else if (filtered.error) expect(filtered.error, 'seccompAlone: spawn refused').to.equal('EPERM');
-        else expect(filtered.stdout, 'seccompAlone').to.match(/^uid=1000\b/).and.not.match(/euid=0\b/);
+        else
+          expect(filtered.stdout, 'seccompAlone')
+            .to.match(/^uid=1000\b/)
+            .and.not.match(/euid=0\b/);
       } finally {
         await dir.remove();
       }
@@ -447,7 +477,9 @@ describe('escape attempts', function () {
 
     const probe = (spawner: Spawner, where: string, what: { socket?: boolean; fifo?: boolean }) => {
       const p = places[where];
-      return spawner.run<any>(p.job, { socket: what.socket ? join(p.dir, 'svc.sock') : null, fifo: what.fifo ? join(p.dir, 'ctl.fifo') : null }).then((r) => r.value);
+      return spawner
+        .run<any>(p.job, { socket: what.socket ? join(p.dir, 'svc.sock') : null, fifo: what.fifo ? join(p.dir, 'ctl.fifo') : null })
+        .then((r) => r.value);
     };
 
     it("cannot connect to a host's unix socket in its own directory, in /tmp or elsewhere (seccomp: EAFNOSUPPORT)", async function () {
@@ -461,7 +493,8 @@ describe('escape attempts', function () {
     });
 
     it("cannot open a host's FIFO in its own directory for writing, in /tmp or elsewhere (Landlock: EACCES)", async function () {
-      if (s.full.info.landlockAbi <= 0) skipBecause(this, `the kernel has no Landlock (ABI ${s.full.info.landlockAbi}): a read-only bind does not refuse writing into a FIFO`);
+      if (s.full.info.landlockAbi <= 0)
+        skipBecause(this, `the kernel has no Landlock (ABI ${s.full.info.landlockAbi}): a read-only bind does not refuse writing into a FIFO`);
       for (const where of Object.keys(places)) {
         expect((await probe(s.full, where, { fifo: true })).fifo, `full, job in ${where}`).to.equal('EACCES');
         expect(places[where].objects.received(), `the host read from its FIFO in ${where}`).to.equal('');
@@ -493,7 +526,10 @@ describe('escape attempts', function () {
       const made = spawnSync('mknod', ['-m', '0666', device, 'c', '1', '3'], { encoding: 'utf8' });
       if (made.status !== 0) skipBecause(this, `mknod failed: ${made.stderr || made.error?.message}`);
       try {
-        for (const [layer, spawner] of [['full', bound], ['mounts alone', boundMountsAlone]] as const) {
+        for (const [layer, spawner] of [
+          ['full', bound],
+          ['mounts alone', boundMountsAlone],
+        ] as const) {
           const v = (await spawner.run<any>(escape('bound-objects.mjs'), { open: [device] })).value;
           expect(v.open[device], layer).to.equal('EACCES');
         }
@@ -558,7 +594,8 @@ describe('escape attempts', function () {
   });
 
   describe('host objects by key, name or number: IPC, /dev/shm, /proc', function () {
-    const host = () => createRequire(import.meta.url)(probe).trySyscall as (name: string, ...args: Array<string | number>) => { ok: boolean; errno: number; result: number };
+    const host = () =>
+      createRequire(import.meta.url)(probe).trySyscall as (name: string, ...args: Array<string | number>) => { ok: boolean; errno: number; result: number };
     const IPC_CREAT = 0o1000;
     const O_CREAT_RDWR = 0o100 | 2;
     const key = 0x4e530000 + (process.pid & 0xffff);
@@ -609,7 +646,7 @@ describe('escape attempts', function () {
       expect(fs.readFileSync(shm, 'utf8')).to.equal('host shared memory');
     });
 
-    it('cannot open the kernel\'s writable /proc files (sysrq-trigger, sysctls) for writing', async function () {
+    it("cannot open the kernel's writable /proc files (sysrq-trigger, sysctls) for writing", async function () {
       const files = ['/proc/sysrq-trigger', '/proc/sys/kernel/hostname', '/proc/sys/vm/drop_caches', '/proc/sys/kernel/core_pattern'];
       const full = (await s.full.run<any>(escape('bound-objects.mjs'), { open: files })).value;
       // ENOENT: the kernel may not show a file in a procfs mounted from a user namespace.
@@ -654,7 +691,11 @@ describe('escape attempts', function () {
 
     it("with network: 'host' and without seccomp, Landlock's scope refuses the host's abstract unix sockets (EPERM, ABI 6)", async function () {
       const abi = s.hostNetworkWithoutSeccomp.info.landlockAbi;
-      if (abi < 6) skipBecause(this, `Landlock ABI ${abi} has no scopes (6 and later do): only seccomp refuses the host's abstract sockets to a job on the host's network`);
+      if (abi < 6)
+        skipBecause(
+          this,
+          `Landlock ABI ${abi} has no scopes (6 and later do): only seccomp refuses the host's abstract sockets to a job on the host's network`,
+        );
       const v = (await s.hostNetworkWithoutSeccomp.run<any>(escape('connect.mjs'), args)).value;
       expect(v).to.deep.equal({ tcp: 'connected', unix: 'EPERM' });
     });
@@ -680,8 +721,14 @@ describe('escape attempts', function () {
         // closed meanwhile
       }
     }
-    expect(Object.values(fds).filter((t) => t.startsWith('socket:')), 'sockets').to.deep.equal([]);
-    expect(Object.entries(fds).filter(([, t]) => /^(pipe|socket):/.test(t) && zygote.has(t)), 'shared with the zygote').to.deep.equal([]);
+    expect(
+      Object.values(fds).filter((t) => t.startsWith('socket:')),
+      'sockets',
+    ).to.deep.equal([]);
+    expect(
+      Object.entries(fds).filter(([, t]) => /^(pipe|socket):/.test(t) && zygote.has(t)),
+      'shared with the zygote',
+    ).to.deep.equal([]);
   });
 
   it("cannot change the host's hostname: sethostname is refused and only ever touches the job's UTS namespace", async function () {
@@ -693,7 +740,7 @@ describe('escape attempts', function () {
     expect(os.hostname()).to.equal(before);
   });
 
-  it("cannot observe another job: not its /tmp, not its process, not its memory", async function () {
+  it('cannot observe another job: not its /tmp, not its process, not its memory', async function () {
     const ready = join(shared.path, 'a-ready');
     const stop = new AbortController();
     const a = pair.run(escape('secret-writer.mjs'), { secret: 'job A secret', ready }, { signal: stop.signal, timeout: 20_000 });

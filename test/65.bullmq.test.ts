@@ -32,8 +32,14 @@ class WorkerProcess {
   readonly exited: Promise<{ code: number | null; signal: string | null }>;
   stderr = '';
 
-  constructor(readonly name: string, config: object) {
-    this.child = spawn(process.execPath, [fixture('bullmq/worker.mjs'), JSON.stringify({ ...config, name })], { cwd: packageRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(
+    readonly name: string,
+    config: object,
+  ) {
+    this.child = spawn(process.execPath, [fixture('bullmq/worker.mjs'), JSON.stringify({ ...config, name })], {
+      cwd: packageRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let partial = '';
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       const lines = (partial + d).split('\n');
@@ -105,7 +111,6 @@ describe('nodespawner/bullmq', function () {
   /** Keys of nodespawner/bullmq (requests, reply lists) in Redis. */
   const ourKeys = () => admin.keys(`bull:*:nodespawner:*`);
   const storeFiles = () => fs.readdirSync(storeDir);
-  const whoRan = (name: string) => workers.filter((w) => w.has('active', name).length > 0);
 
   before(async function () {
     const found = findRedisServer();
@@ -143,8 +148,31 @@ describe('nodespawner/bullmq', function () {
     expect(r.stderr).to.equal('');
     expect(r.exitCode).to.equal(0);
     expect(r.table).to.equal(undefined);
-    expect(Object.keys(r).sort()).to.deep.equal(['cpuMs', 'durationMs', 'exitCode', 'maxRssBytes', 'peakMemoryBytes', 'preforked', 'stderr', 'stdout', 'timings', 'value']);
-    expect(Object.keys(r.timings).sort()).to.deep.equal(['cloneMs', 'forkMs', 'importMs', 'jobMs', 'queueMs', 'reapMs', 'requestMs', 'resultMs', 'runMs', 'specializeMs', 'totalMs']);
+    expect(Object.keys(r).sort()).to.deep.equal([
+      'cpuMs',
+      'durationMs',
+      'exitCode',
+      'maxRssBytes',
+      'peakMemoryBytes',
+      'preforked',
+      'stderr',
+      'stdout',
+      'timings',
+      'value',
+    ]);
+    expect(Object.keys(r.timings).sort()).to.deep.equal([
+      'cloneMs',
+      'forkMs',
+      'importMs',
+      'jobMs',
+      'queueMs',
+      'reapMs',
+      'requestMs',
+      'resultMs',
+      'runMs',
+      'specializeMs',
+      'totalMs',
+    ]);
     for (const v of Object.values(r.timings)) expect(v).to.be.a('number').and.to.be.at.least(0);
   });
 
@@ -306,9 +334,29 @@ describe('nodespawner/bullmq', function () {
 
   it('gives every error class of nodespawner/bullmq a `help` link to an existing troubleshooting section', function () {
     const doc = fs.readFileSync(join(packageRoot, 'docs', 'troubleshooting.md'), 'utf8');
-    const anchors = new Set(doc.split('\n').filter((l) => /^#{1,4} /.test(l)).map((l) => l.replace(/^#+ /, '').trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')));
-    const classes = Object.values(remoteApi).filter((v) => typeof v === 'function' && v.prototype instanceof core.NodespawnerError) as Array<new (...a: never[]) => core.NodespawnerError>;
-    expect(classes.map((c) => c.name).sort()).to.deep.equal(['ArgsTooLargeError', 'QueueUnavailableError', 'ResultStoreError', 'UnknownJobError', 'WorkerError']);
+    const anchors = new Set(
+      doc
+        .split('\n')
+        .filter((l) => /^#{1,4} /.test(l))
+        .map((l) =>
+          l
+            .replace(/^#+ /, '')
+            .trim()
+            .toLowerCase()
+            .replace(/[^\w\- ]/g, '')
+            .replace(/ /g, '-'),
+        ),
+    );
+    const classes = Object.values(remoteApi).filter((v) => typeof v === 'function' && v.prototype instanceof core.NodespawnerError) as Array<
+      new (...a: never[]) => core.NodespawnerError
+    >;
+    expect(classes.map((c) => c.name).sort()).to.deep.equal([
+      'ArgsTooLargeError',
+      'QueueUnavailableError',
+      'ResultStoreError',
+      'UnknownJobError',
+      'WorkerError',
+    ]);
     for (const E of classes) {
       const e = new (E as unknown as new (...a: unknown[]) => core.NodespawnerError)('x', 1);
       expect([...anchors], `${E.name} (${e.code})`).to.include(e.help.split('#')[1]);
@@ -317,14 +365,22 @@ describe('nodespawner/bullmq', function () {
 
   it('examples/bullmq: a worker and a producer, as its README runs them', async function () {
     const env = { ...process.env, REDIS_SOCKET: redis!.socket };
-    const worker = spawn(process.execPath, [join(packageRoot, 'examples', 'bullmq', 'worker.mjs')], { cwd: packageRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const worker = spawn(process.execPath, [join(packageRoot, 'examples', 'bullmq', 'worker.mjs')], {
+      cwd: packageRoot,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     worker.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     worker.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
     const exited = new Promise<string | null>((resolve) => worker.once('exit', (_c, signal) => resolve(signal)));
     try {
       await waitFor('the example worker ready', () => / ready /.test(out), 60_000);
-      const p = await runProgram(process.execPath, [join(packageRoot, 'examples', 'bullmq', 'producer.mjs'), '3'], { cwd: packageRoot, env, timeoutMs: 60_000 });
+      const p = await runProgram(process.execPath, [join(packageRoot, 'examples', 'bullmq', 'producer.mjs'), '3'], {
+        cwd: packageRoot,
+        env,
+        timeoutMs: 60_000,
+      });
       expect(p.code, p.output).to.equal(0);
       expect(p.stdout).to.include('day 0: east 12625.0, north 12125.0, south 12875.0, west 12375.0 (1000 sales)');
       expect(p.stdout).to.match(/^day 2: /m);

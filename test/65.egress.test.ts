@@ -62,7 +62,9 @@ class World {
   }
 
   private async serve(ns: string, config: object): Promise<void> {
-    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, fixture(join('egress', 'world.mjs')), JSON.stringify(config)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, fixture(join('egress', 'world.mjs')), JSON.stringify(config)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     this.servers.push(child);
     await new Promise<void>((resolve, reject) => {
       child.stdout!.once('data', () => resolve());
@@ -77,10 +79,26 @@ class World {
    * root or as user nobody.
    */
   startApp(user: 'root' | 'nobody', options: object, runs: object[]): ChildProcess & { lines: string[] } {
-    const tun = 'mount --make-rprivate / && d=$(mktemp -d) && mount -t tmpfs tmpfs "$d" && mknod -m 666 "$d/tun" c 10 200 && mount --bind "$d/tun" /dev/net/tun && umount -l "$d" && rmdir "$d"';
+    const tun =
+      'mount --make-rprivate / && d=$(mktemp -d) && mount -t tmpfs tmpfs "$d" && mknod -m 666 "$d/tun" c 10 200 && mount --bind "$d/tun" /dev/net/tun && umount -l "$d" && rmdir "$d"';
     const as = user === 'nobody' ? ['/usr/bin/setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
-    const args = [`--net=/run/netns/${this.app}`, 'unshare', '-m', 'sh', '-c', `${tun} && exec "$@"`, '--', ...as, process.execPath, appScript, JSON.stringify(options), JSON.stringify(runs)];
-    const child = Object.assign(spawn('nsenter', args, { cwd: '/', stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, HOME: '/tmp' } }), { lines: [] as string[] });
+    const args = [
+      `--net=/run/netns/${this.app}`,
+      'unshare',
+      '-m',
+      'sh',
+      '-c',
+      `${tun} && exec "$@"`,
+      '--',
+      ...as,
+      process.execPath,
+      appScript,
+      JSON.stringify(options),
+      JSON.stringify(runs),
+    ];
+    const child = Object.assign(spawn('nsenter', args, { cwd: '/', stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, HOME: '/tmp' } }), {
+      lines: [] as string[],
+    });
     let buffer = '';
     child.stdout!.on('data', (d) => {
       buffer += d;
@@ -161,8 +179,29 @@ describe('egress', function () {
     });
 
     it('refuses at least the ranges the security model lists, in the ruleset the job gets', function () {
-      const listed = ['0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.0.2.0/24', '192.88.99.0/24',
-        '192.168.0.0/16', '198.18.0.0/15', '198.51.100.0/24', '203.0.113.0/24', '224.0.0.0/4', '240.0.0.0/4', '::1/128', '::ffff:0:0/96', '64:ff9b::/96', 'fc00::/7', 'fe80::/10', 'ff00::/8'];
+      const listed = [
+        '0.0.0.0/8',
+        '10.0.0.0/8',
+        '100.64.0.0/10',
+        '127.0.0.0/8',
+        '169.254.0.0/16',
+        '172.16.0.0/12',
+        '192.0.0.0/24',
+        '192.0.2.0/24',
+        '192.88.99.0/24',
+        '192.168.0.0/16',
+        '198.18.0.0/15',
+        '198.51.100.0/24',
+        '203.0.113.0/24',
+        '224.0.0.0/4',
+        '240.0.0.0/4',
+        '::1/128',
+        '::ffff:0:0/96',
+        '64:ff9b::/96',
+        'fc00::/7',
+        'fe80::/10',
+        'ff00::/8',
+      ];
       expect(refusedRanges).to.include.members(listed);
       const ruleset = firewallRuleset({ allow: [], deny: [], stack: null }, [parseCidr('x', '93.184.216.2')]);
       for (const r of [...listed, '93.184.216.2/32']) expect(ruleset).to.contain(parseCidr('x', r).text);
@@ -175,7 +214,8 @@ describe('egress', function () {
     const stacks: Array<'pasta' | 'slirp4netns'> = [];
 
     before(async function () {
-      if (process.env.NODESPAWNER_TEST_NESTED) skipBecause(this, 'building the network namespaces needs root: the root run of this file runs the app as user nobody too');
+      if (process.env.NODESPAWNER_TEST_NESTED)
+        skipBecause(this, 'building the network namespaces needs root: the root run of this file runs the app as user nobody too');
       if (!isRoot) skipBecause(this, `building the test's network namespaces needs root (running as uid ${process.geteuid!()})`);
       for (const tool of ['ip', 'nsenter', 'unshare', 'mknod']) {
         if (spawnSync(tool, ['--version']).error) skipBecause(this, `${tool} is not installed (iproute2, util-linux, coreutils)`);
@@ -205,9 +245,19 @@ describe('egress', function () {
             if (why) skipBecause(this, why);
           }
           const sandbox = { network: 'egress', egress: { stack }, dns: [resolver], ...(user === 'nobody' ? { limits: 'rlimit' } : {}) };
-          const args = { tcp: tcpTargets, udp: [[publicAddress, port], ['10.17.0.1', port]], lookup: ['svc.example.test'] };
+          const args = {
+            tcp: tcpTargets,
+            udp: [
+              [publicAddress, port],
+              ['10.17.0.1', port],
+            ],
+            lookup: ['svc.example.test'],
+          };
           // The second run goes to a preforked child, made after the first.
-          const [first, second] = await world!.runApp(user, { sandbox }, [{ module: probe, args }, { module: probe, args }]);
+          const [first, second] = await world!.runApp(user, { sandbox }, [
+            { module: probe, args },
+            { module: probe, args },
+          ]);
           for (const r of [first, second]) {
             expect(r.error, JSON.stringify(r.error)).to.equal(undefined);
             const out = r.value;
@@ -233,7 +283,10 @@ describe('egress', function () {
     });
 
     it("takes the network per run: 'egress' for one run of a spawner whose default is 'none'", async function () {
-      const runs = [{ module: probe, args: { tcp: [[publicAddress, port]] }, options: { network: 'egress' } }, { module: probe, args: { tcp: [[publicAddress, port]] } }];
+      const runs = [
+        { module: probe, args: { tcp: [[publicAddress, port]] }, options: { network: 'egress' } },
+        { module: probe, args: { tcp: [[publicAddress, port]] } },
+      ];
       const [egress, none] = await world!.runApp('root', { prefork: 0 }, runs);
       expect(egress.value.tcp).to.deep.equal([`${publicAddress}:${port} hello from ${publicAddress}`]);
       expect(none.value.tcp).to.deep.equal([`${publicAddress}:${port} ENETUNREACH`]);
@@ -295,4 +348,3 @@ async function expectCodeSync(f: () => unknown): Promise<TypeError & { code: str
   expect((error as { code?: string }).code).to.equal('ERR_INVALID_OPTION');
   return error as TypeError & { code: string };
 }
-

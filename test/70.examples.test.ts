@@ -23,7 +23,8 @@ function limitsMode(): 'cgroup' | 'rlimit' | 'none' {
 }
 
 const limits = limitsMode();
-if (limits !== 'cgroup' && !process.env.NODESPAWNER_LIMITS) console.log(`      (examples run with NODESPAWNER_LIMITS=${limits}: this user cannot create cgroups)`);
+if (limits !== 'cgroup' && !process.env.NODESPAWNER_LIMITS)
+  console.log(`      (examples run with NODESPAWNER_LIMITS=${limits}: this user cannot create cgroups)`);
 
 function example(...parts: string[]): string {
   return join(packageRoot, 'examples', ...parts);
@@ -32,10 +33,15 @@ function example(...parts: string[]): string {
 /** Runs an example's entry as `node <file>` and resolves with its exit code and output. */
 function runExample(file: string, timeout = 60_000): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [file], { cwd: packageRoot, env: { ...process.env, NODESPAWNER_LIMITS: limits }, timeout, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number | string; signal?: string }) | null;
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [file],
+      { cwd: packageRoot, env: { ...process.env, NODESPAWNER_LIMITS: limits }, timeout, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const e = err as (Error & { code?: number | string; signal?: string }) | null;
+        resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -55,7 +61,7 @@ describe('examples', function () {
     expect(r.stdout).to.match(/round trip: \d+(\.\d+)? ms/);
   });
 
-  it('typescript: the app and its job type-check together (defineJob carries the job\'s types)', async function () {
+  it("typescript: the app and its job type-check together (defineJob carries the job's types)", async function () {
     const tsc = join(packageRoot, 'node_modules', 'typescript', 'bin', 'tsc');
     if (!fs.existsSync(tsc)) skipBecause(this, 'typescript (a devDependency) is not installed');
     const r = await new Promise<{ code: number; out: string }>((resolve) => {
@@ -185,7 +191,9 @@ describe('examples', function () {
 
     it('answers 8 concurrent clients, each with its own result', async function () {
       const answers = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => post(`export default async () => { await new Promise((r) => setTimeout(r, 50)); return { client: ${i}, square: ${i} * ${i}, pid: process.pid }; };`)),
+        Array.from({ length: 8 }, (_, i) =>
+          post(`export default async () => { await new Promise((r) => setTimeout(r, 50)); return { client: ${i}, square: ${i} * ${i}, pid: process.pid }; };`),
+        ),
       );
       answers.forEach((r, i) => {
         expect(r.status, JSON.stringify(r.body)).to.equal(200);

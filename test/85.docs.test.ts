@@ -7,14 +7,25 @@ import { packageRoot } from './helpers.js';
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens. */
 function anchor(heading: string): string {
-  return heading.trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-');
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\w\- ]/g, '')
+    .replace(/ /g, '-');
 }
 
 describe('docs', function () {
-  it("gives every error class a `help` link to an existing troubleshooting section", function () {
+  it('gives every error class a `help` link to an existing troubleshooting section', function () {
     const doc = fs.readFileSync(join(packageRoot, 'docs', 'troubleshooting.md'), 'utf8');
-    const anchors = new Set(doc.split('\n').filter((l) => /^#{1,4} /.test(l)).map((l) => anchor(l.replace(/^#+ /, ''))));
-    const errors = Object.values(api).filter((v) => typeof v === 'function' && v.prototype instanceof api.NodespawnerError) as Array<new (...a: never[]) => api.NodespawnerError>;
+    const anchors = new Set(
+      doc
+        .split('\n')
+        .filter((l) => /^#{1,4} /.test(l))
+        .map((l) => anchor(l.replace(/^#+ /, ''))),
+    );
+    const errors = Object.values(api).filter((v) => typeof v === 'function' && v.prototype instanceof api.NodespawnerError) as Array<
+      new (...a: never[]) => api.NodespawnerError
+    >;
     expect(errors.length).to.be.greaterThan(10);
     for (const E of errors) {
       const e = Object.create(E.prototype) as api.NodespawnerError;

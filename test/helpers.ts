@@ -189,12 +189,30 @@ export async function tempDir(): Promise<{ path: string; write(name: string, tex
 export function whyNobodyCannotRead(paths: string[]): string | null {
   const setpriv = '/usr/bin/setpriv';
   if (!fs.existsSync(setpriv)) return `${setpriv} is not installed`;
-  const r = spawnSync(setpriv, ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
-    'for (const p of JSON.parse(process.argv[1])) require("fs").accessSync(p, require("fs").constants.R_OK)', JSON.stringify(paths)], {
-    cwd: '/', encoding: 'utf8', timeout: 10_000,
-  });
+  const r = spawnSync(
+    setpriv,
+    [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      process.execPath,
+      '-e',
+      'for (const p of JSON.parse(process.argv[1])) require("fs").accessSync(p, require("fs").constants.R_OK)',
+      JSON.stringify(paths),
+    ],
+    {
+      cwd: '/',
+      encoding: 'utf8',
+      timeout: 10_000,
+    },
+  );
   if (r.status === 0) return null;
-  return `user nobody cannot run node on ${paths.join(', ')}: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim().split('\n').find((l) => /Error|denied|EACCES/.test(l)) ?? r.stderr}`;
+  return `user nobody cannot run node on ${paths.join(', ')}: ${
+    (r.stderr || r.error?.message || `exit ${r.status}`)
+      .trim()
+      .split('\n')
+      .find((l) => /Error|denied|EACCES/.test(l)) ?? r.stderr
+  }`;
 }
 
 /** Marks the running test as skipped, saying why (a skip must never be silent). */

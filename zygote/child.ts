@@ -10,7 +10,6 @@ import type { JobContext } from '../lib/define.js';
 import type { Linker } from './linker.js';
 import { drainAndExit, postForkChild } from './hygiene.js';
 
-
 function writeAll(fd: number, bytes: Uint8Array): void {
   let off = 0;
   while (off < bytes.length) off += fs.writeSync(fd, bytes, off, bytes.length - off);

@@ -22,11 +22,7 @@ const stripTypes = (module as { stripTypeScriptTypes?: (code: string, options?: 
  * Whether source that no package.json types has ES module syntax: Node's own test (compile it as
  * CommonJS; the errors that only module syntax causes mean ESM).
  */
-const moduleOnlyErrors = [
-  'Cannot use import statement outside a module',
-  "Unexpected token 'export'",
-  "Cannot use 'import.meta' outside a module",
-];
+const moduleOnlyErrors = ['Cannot use import statement outside a module', "Unexpected token 'export'", "Cannot use 'import.meta' outside a module"];
 function hasModuleSyntax(source: string): boolean {
   try {
     vm.compileFunction(source, ['exports', 'require', 'module', '__filename', '__dirname']);
@@ -47,9 +43,13 @@ function hasModuleSyntax(source: string): boolean {
 
 function synthetic(ns: Namespace, identifier: string): vm.Module {
   const names = Object.keys(ns);
-  return new vm.SyntheticModule(names, function (this: vm.SyntheticModule) {
-    for (const n of names) this.setExport(n, ns[n]);
-  }, { identifier });
+  return new vm.SyntheticModule(
+    names,
+    function (this: vm.SyntheticModule) {
+      for (const n of names) this.setExport(n, ns[n]);
+    },
+    { identifier },
+  );
 }
 
 export class Linker {

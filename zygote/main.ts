@@ -149,7 +149,14 @@ function fork(req: RunRequest, fds: JobFds, receivedNs: bigint, filter = seccomp
     cloneFlags: req.cloneFlags,
     uid: req.uid,
     gid: req.gid,
-    mounts: req.mounts.map((m) => ({ kind: m.kind, source: m.source, target: m.target, writable: m.writable, sizeBytes: i64(m.sizeBytes), content: m.content ?? undefined })),
+    mounts: req.mounts.map((m) => ({
+      kind: m.kind,
+      source: m.source,
+      target: m.target,
+      writable: m.writable,
+      sizeBytes: i64(m.sizeBytes),
+      content: m.content ?? undefined,
+    })),
     landlockHandled: i64(req.landlockHandled),
     landlockScoped: i64(req.landlockScoped),
     landlock: req.landlock.map((r) => ({ path: r.path, access: i64(r.access) })),
@@ -225,7 +232,10 @@ function selfTest(): number | null {
   if (setup) fatal('SELF_TEST_FAILED', `the self-test child could not be set up: ${setup}`);
   if (exited?.seccompSyscall !== undefined && exited.seccompSyscall !== null) {
     const nr = exited.seccompSyscall;
-    fatal('SELF_TEST_SECCOMP', `the job seccomp policy stopped syscall ${nr} (${syscallName(nr)}), which this Node ${process.version} makes in a forked child; stderr: ${tail}`);
+    fatal(
+      'SELF_TEST_SECCOMP',
+      `the job seccomp policy stopped syscall ${nr} (${syscallName(nr)}), which this Node ${process.version} makes in a forked child; stderr: ${tail}`,
+    );
   }
   if (!exited || exited.code !== 0) {
     fatal('SELF_TEST_FAILED', `the self-test child exited with ${exited ? `code ${exited.code} signal ${exited.signal}` : 'no status'}; stderr: ${tail}`);
@@ -244,7 +254,10 @@ function selfTest(): number | null {
 function preForkChecks(): void {
   for (const [fd, target] of native.listFds()) {
     if (fd === control || fdsAtStart.has(fd)) continue;
-    fatal('PRELOAD_LEFT_FD', `file descriptor ${fd} (${target}) was opened while preloading and is still open: every job would inherit it. Close it in the preloaded module`);
+    fatal(
+      'PRELOAD_LEFT_FD',
+      `file descriptor ${fd} (${target}) was opened while preloading and is still open: every job would inherit it. Close it in the preloaded module`,
+    );
   }
   const resources = process.getActiveResourcesInfo();
   for (const r of resourcesAtStart) {
@@ -252,7 +265,10 @@ function preForkChecks(): void {
     if (i >= 0) resources.splice(i, 1);
   }
   if (resources.length > 0) {
-    fatal('PRELOAD_LEFT_HANDLES', `preloaded code left active resources (${resources.join(', ')}): every job would inherit them. Clear timers and close handles in the preloaded module`);
+    fatal(
+      'PRELOAD_LEFT_HANDLES',
+      `preloaded code left active resources (${resources.join(', ')}): every job would inherit them. Clear timers and close handles in the preloaded module`,
+    );
   }
 }
 
@@ -307,7 +323,12 @@ function prepareArena(): HeapReport {
   if (!config.heapArena) return { heapArena: false, hugePageBytes: 0, heapArenaNote: null };
   if (config.heapArenaNote) return { heapArena: false, hugePageBytes: 0, heapArenaNote: config.heapArenaNote };
   if (native.heapArena() === null) {
-    return { heapArena: false, hugePageBytes: 0, heapArenaNote: 'the heap arena was preloaded but is not active: the dynamic loader refused it (see the zygote\'s stderr) or its address space reservation failed' };
+    return {
+      heapArena: false,
+      hugePageBytes: 0,
+      heapArenaNote:
+        "the heap arena was preloaded but is not active: the dynamic loader refused it (see the zygote's stderr) or its address space reservation failed",
+    };
   }
   // The arena drops MADV_DONTFORK, with which Node marks V8's heap. Unless something else marked a
   // mapping, forks need not undo the mark over the whole address space first (the self-test
@@ -316,7 +337,11 @@ function prepareArena(): HeapReport {
   const collapsed = native.collapseHeap(50);
   if (collapsed < 0) {
     const name = errnoNames[-collapsed] ?? `errno ${-collapsed}`;
-    return { heapArena: true, hugePageBytes: 0, heapArenaNote: `no huge pages: madvise(MADV_COLLAPSE) failed with ${name} (transparent huge pages set to never, or a kernel older than 6.1)` };
+    return {
+      heapArena: true,
+      hugePageBytes: 0,
+      heapArenaNote: `no huge pages: madvise(MADV_COLLAPSE) failed with ${name} (transparent huge pages set to never, or a kernel older than 6.1)`,
+    };
   }
   return { heapArena: true, hugePageBytes: collapsed, heapArenaNote: null };
 }
@@ -390,14 +415,20 @@ function appGone(): never {
     for (const parent of parents) {
       let jobs: string[] = [];
       try {
-        jobs = fs.readdirSync(parent, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(parent, e.name));
+        jobs = fs
+          .readdirSync(parent, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .map((e) => join(parent, e.name));
       } catch {
         continue;
       }
       for (const dir of jobs) {
         let pids: string[] = [];
         try {
-          pids = fs.readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter((p) => /^\d+$/.test(p));
+          pids = fs
+            .readFileSync(join(dir, 'cgroup.procs'), 'utf8')
+            .split('\n')
+            .filter((p) => /^\d+$/.test(p));
         } catch {
           // removed meanwhile by its intermediate
         }
@@ -460,7 +491,17 @@ async function main(): Promise<void> {
     native.sendMessage(
       control,
       encode(T.ZygoteEvent, {
-        ready: { pid: process.pid, nodeVersion: process.version, threads: threads(), preloaded, rssBytes: process.memoryUsage.rss(), selfTestMs, landlockAbi: native.landlockAbi(), preloadedFiles, ...heap },
+        ready: {
+          pid: process.pid,
+          nodeVersion: process.version,
+          threads: threads(),
+          preloaded,
+          rssBytes: process.memoryUsage.rss(),
+          selfTestMs,
+          landlockAbi: native.landlockAbi(),
+          preloadedFiles,
+          ...heap,
+        },
       }),
       [],
     );

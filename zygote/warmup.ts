@@ -7,8 +7,22 @@ import { fileURLToPath } from 'node:url';
 import type { Linker } from './linker.js';
 
 const commonBuiltins = [
-  'buffer', 'child_process', 'crypto', 'events', 'fs', 'fs/promises', 'os', 'path',
-  'stream', 'stream/promises', 'string_decoder', 'timers', 'timers/promises', 'url', 'util', 'zlib',
+  'buffer',
+  'child_process',
+  'crypto',
+  'events',
+  'fs',
+  'fs/promises',
+  'os',
+  'path',
+  'stream',
+  'stream/promises',
+  'string_decoder',
+  'timers',
+  'timers/promises',
+  'url',
+  'util',
+  'zlib',
 ];
 
 export async function warmUp(linker: Linker, rounds = 40): Promise<void> {

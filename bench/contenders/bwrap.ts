@@ -40,8 +40,9 @@ function ensureBwrap(notes: string[]): { path: string } | { skipped: string } {
     r = aptGet(['install', '-y', '--no-install-recommends', 'bubblewrap']);
   }
   const path = which('bwrap');
-  if (r.status !== 0 || !path) return { skipped: `bwrap is not installed and apt-get install bubblewrap failed: ${lastLine(r.stderr || r.error?.message || '')}` };
-  notes.push('bwrap was missing: this run installed Debian\'s bubblewrap with apt-get.');
+  if (r.status !== 0 || !path)
+    return { skipped: `bwrap is not installed and apt-get install bubblewrap failed: ${lastLine(r.stderr || r.error?.message || '')}` };
+  notes.push("bwrap was missing: this run installed Debian's bubblewrap with apt-get.");
   return { path };
 }
 

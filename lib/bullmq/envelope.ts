@@ -54,25 +54,65 @@ export function fromRemoteError(r: RemoteError): NodespawnerError {
   const limit = r.limit == null ? null : i64(r.limit);
   let e: NodespawnerError;
   switch (r.code) {
-    case 'ERR_TIMEOUT': e = new TimeoutError(limit ?? 0, d); break;
-    case 'ERR_JOB_FAILED': e = new JobFailedError({ name: r.remote?.name ?? 'Error', message: r.remote?.message ?? '', stack: r.remote?.stack ?? null, code: r.remote?.code ?? null }, d); break;
-    case 'ERR_JOB_CRASHED': e = new JobCrashedError(r.message, d); break;
-    case 'ERR_INVALID_OUTPUT': e = new InvalidOutputError(r.message, d); break;
-    case 'ERR_OUT_OF_MEMORY': e = new OutOfMemoryError(limit, d); break;
-    case 'ERR_RESULT_TOO_LARGE': e = new ResultTooLargeError(limit ?? 0, d); break;
-    case 'ERR_OUTPUT_TOO_LARGE': e = new OutputTooLargeError(r.detail === 'stderr' ? 'stderr' : 'stdout', limit ?? 0, d); break;
-    case 'ERR_SANDBOX_SETUP': e = SandboxSetupError.from(r.setup ?? { step: 'unknown', syscall: 'unknown', errnum: 0 }, d); break;
-    case 'ERR_ZYGOTE_GONE': e = new ZygoteGoneError(r.message, d); break;
-    case 'ERR_QUEUE_FULL': e = new QueueFullError(limit ?? 0); break;
-    case 'ERR_ABORTED': e = new AbortError(undefined, d); break;
-    case 'ERR_CLOSED': e = new ClosedError(); break;
-    case 'ERR_START': e = new StartError(r.message, r.detail ?? 'unknown', d); break;
-    case 'ERR_UNKNOWN_JOB': e = new UnknownJobError(r.detail ?? '', d); break;
-    case 'ERR_ARGS_TOO_LARGE': e = new ArgsTooLargeError(0, limit ?? 0); break;
-    case 'ERR_QUEUE_UNAVAILABLE': e = new QueueUnavailableError(r.message); break;
-    case 'ERR_RESULT_STORE': e = new ResultStoreError(r.message); break;
-    case 'ERR_WORKER': e = new WorkerError(r.message); break;
-    default: e = new NodespawnerError(r.code, r.message, d);
+    case 'ERR_TIMEOUT':
+      e = new TimeoutError(limit ?? 0, d);
+      break;
+    case 'ERR_JOB_FAILED':
+      e = new JobFailedError(
+        { name: r.remote?.name ?? 'Error', message: r.remote?.message ?? '', stack: r.remote?.stack ?? null, code: r.remote?.code ?? null },
+        d,
+      );
+      break;
+    case 'ERR_JOB_CRASHED':
+      e = new JobCrashedError(r.message, d);
+      break;
+    case 'ERR_INVALID_OUTPUT':
+      e = new InvalidOutputError(r.message, d);
+      break;
+    case 'ERR_OUT_OF_MEMORY':
+      e = new OutOfMemoryError(limit, d);
+      break;
+    case 'ERR_RESULT_TOO_LARGE':
+      e = new ResultTooLargeError(limit ?? 0, d);
+      break;
+    case 'ERR_OUTPUT_TOO_LARGE':
+      e = new OutputTooLargeError(r.detail === 'stderr' ? 'stderr' : 'stdout', limit ?? 0, d);
+      break;
+    case 'ERR_SANDBOX_SETUP':
+      e = SandboxSetupError.from(r.setup ?? { step: 'unknown', syscall: 'unknown', errnum: 0 }, d);
+      break;
+    case 'ERR_ZYGOTE_GONE':
+      e = new ZygoteGoneError(r.message, d);
+      break;
+    case 'ERR_QUEUE_FULL':
+      e = new QueueFullError(limit ?? 0);
+      break;
+    case 'ERR_ABORTED':
+      e = new AbortError(undefined, d);
+      break;
+    case 'ERR_CLOSED':
+      e = new ClosedError();
+      break;
+    case 'ERR_START':
+      e = new StartError(r.message, r.detail ?? 'unknown', d);
+      break;
+    case 'ERR_UNKNOWN_JOB':
+      e = new UnknownJobError(r.detail ?? '', d);
+      break;
+    case 'ERR_ARGS_TOO_LARGE':
+      e = new ArgsTooLargeError(0, limit ?? 0);
+      break;
+    case 'ERR_QUEUE_UNAVAILABLE':
+      e = new QueueUnavailableError(r.message);
+      break;
+    case 'ERR_RESULT_STORE':
+      e = new ResultStoreError(r.message);
+      break;
+    case 'ERR_WORKER':
+      e = new WorkerError(r.message);
+      break;
+    default:
+      e = new NodespawnerError(r.code, r.message, d);
   }
   e.message = r.message;
   return e;

@@ -5,14 +5,20 @@ import type { RunFailureDetails } from '../errors.js';
 
 /** The queued job names no job the worker registered (startWorker's `jobs`). */
 export class UnknownJobError extends NodespawnerError {
-  constructor(readonly jobName: string, details?: RunFailureDetails) {
+  constructor(
+    readonly jobName: string,
+    details?: RunFailureDetails,
+  ) {
     super('ERR_UNKNOWN_JOB', `no job named \`${jobName}\` is registered with the worker (startWorker's \`jobs\`)`, details);
   }
 }
 
 /** The run's arguments, Thrift-encoded, are larger than `results.maxArgsBytes`; nothing was queued. */
 export class ArgsTooLargeError extends NodespawnerError {
-  constructor(readonly size: number, readonly limit: number) {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+  ) {
     super('ERR_ARGS_TOO_LARGE', `the job's arguments take ${size} bytes, over the limit of ${limit} (results.maxArgsBytes); pass large data as an Arrow input`);
   }
 }

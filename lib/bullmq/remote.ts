@@ -72,7 +72,8 @@ export class RemoteSpawner {
     this.attempts = options.attempts ?? 3;
     if (!Number.isSafeInteger(this.attempts) || this.attempts < 1) throw expected('attempts', 'a positive integer', options.attempts);
     this.connectTimeout = options.connectTimeout ?? 10_000;
-    if (!(this.connectTimeout > 0 && Number.isFinite(this.connectTimeout))) throw expected('connectTimeout', 'a positive finite number', options.connectTimeout);
+    if (!(this.connectTimeout > 0 && Number.isFinite(this.connectTimeout)))
+      throw expected('connectTimeout', 'a positive finite number', options.connectTimeout);
     const prefix = options.prefix ?? 'bull';
     this.keys = keysOf(prefix, queue);
     this.replyTo = this.keys.replies(randomUUID());
@@ -94,7 +95,8 @@ export class RemoteSpawner {
     if (typeof name !== 'string' || name === '') throw expected('name', 'a job name', name);
     if (typeof options !== 'object' || options === null) throw expected('options', 'an object', options);
     const { inputs = {}, timeout, signal } = options;
-    if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && Number.isFinite(timeout))) throw expected('timeout', 'a positive finite number', timeout);
+    if (timeout !== undefined && !(typeof timeout === 'number' && timeout > 0 && Number.isFinite(timeout)))
+      throw expected('timeout', 'a positive finite number', timeout);
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw expected('signal', 'an AbortSignal', signal);
     const jobArgs = toWire(args);
     const argsBytes = encode(T.Value, jobArgs).length;
@@ -120,7 +122,11 @@ export class RemoteSpawner {
     this.readReplies();
     try {
       await this.redis.set(this.keys.request(jobId), request, 'PX', this.results.ttl);
-      await this.queue.add(name, {}, { jobId, attempts: this.attempts, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: true });
+      await this.queue.add(
+        name,
+        {},
+        { jobId, attempts: this.attempts, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: true },
+      );
     } catch (e) {
       this.pending.delete(jobId);
       await this.redis.del(this.keys.request(jobId)).catch(() => {});
@@ -164,7 +170,16 @@ export class RemoteSpawner {
       let last: Error | null = null;
       const onReady = () => done();
       const onError = (e: Error) => (last = e);
-      const timer = setTimeout(() => done(new QueueUnavailableError(`Redis is not reachable (waited ${this.connectTimeout} ms, connectTimeout)${last ? `: ${last.message}` : ''}`, last ?? undefined)), this.connectTimeout);
+      const timer = setTimeout(
+        () =>
+          done(
+            new QueueUnavailableError(
+              `Redis is not reachable (waited ${this.connectTimeout} ms, connectTimeout)${last ? `: ${last.message}` : ''}`,
+              last ?? undefined,
+            ),
+          ),
+        this.connectTimeout,
+      );
       this.redis.on('ready', onReady);
       this.redis.on('error', onError);
     });

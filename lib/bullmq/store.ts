@@ -135,7 +135,8 @@ export async function putBlob(r: ResolvedResults, bytes: Uint8Array, budget: { l
     budget.left -= bytes.byteLength;
     return { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
   }
-  if (!r.store) throw new ResultStoreError(`${what} takes ${bytes.byteLength} bytes, over results.inlineLimit (${r.inlineLimit}), and no results.store is configured`);
+  if (!r.store)
+    throw new ResultStoreError(`${what} takes ${bytes.byteLength} bytes, over results.inlineLimit (${r.inlineLimit}), and no results.store is configured`);
   try {
     return { storeKey: await r.store.put(bytes, r.ttl) };
   } catch (e) {

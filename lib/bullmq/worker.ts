@@ -65,8 +65,10 @@ export async function startWorker(options: StartWorkerOptions): Promise<Nodespaw
   if (typeof options.jobs !== 'object' || options.jobs === null) throw expected('jobs', 'an object of job names and modules', options.jobs);
   const jobs = new Map(Object.entries(options.jobs));
   for (const [name, module] of jobs) {
-    const path = typeof module === 'object' && !(module instanceof URL) ? module.path : module instanceof URL ? module.protocol === 'file:' && module.pathname : module;
-    if (typeof path !== 'string' || !(path.startsWith('/') || path.startsWith('file:'))) throw expected(`jobs.${name}`, 'an absolute path, a file: URL or a defineJob() reference', module);
+    const path =
+      typeof module === 'object' && !(module instanceof URL) ? module.path : module instanceof URL ? module.protocol === 'file:' && module.pathname : module;
+    if (typeof path !== 'string' || !(path.startsWith('/') || path.startsWith('file:')))
+      throw expected(`jobs.${name}`, 'an absolute path, a file: URL or a defineJob() reference', module);
   }
   const concurrency = options.concurrency ?? options.spawnerOptions?.concurrency ?? availableParallelism();
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw expected('concurrency', 'a positive integer', concurrency);
@@ -87,7 +89,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<Nodespaw
     const raw = await redis.getBuffer(keys.request(jobId));
     if (!raw) return null;
     const req = decode(T.RemoteRequest, raw);
-    if (!req.replyTo.startsWith(keys.replies(''))) throw new WorkerError(`job ${jobId}: its reply list ${JSON.stringify(req.replyTo)} is not one of this queue's`);
+    if (!req.replyTo.startsWith(keys.replies('')))
+      throw new WorkerError(`job ${jobId}: its reply list ${JSON.stringify(req.replyTo)} is not one of this queue's`);
     return req;
   }
 
@@ -124,7 +127,11 @@ export async function startWorker(options: StartWorkerOptions): Promise<Nodespaw
     if (!job?.id || !(err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1))) return;
     const jobId = job.id;
     readRequest(jobId)
-      .then((req) => req && finish(jobId, req, { error: new T.RemoteError(toRemoteError(new WorkerError(`job ${jobId} (${job.name}) failed in the queue: ${err.message}`))) }))
+      .then(
+        (req) =>
+          req &&
+          finish(jobId, req, { error: new T.RemoteError(toRemoteError(new WorkerError(`job ${jobId} (${job.name}) failed in the queue: ${err.message}`))) }),
+      )
       .catch((e) => worker.emit('error', e));
   });
   // A caller aborted a job that is running here.

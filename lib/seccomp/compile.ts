@@ -42,10 +42,14 @@ export class SeccompProgram {
 /** The SECCOMP_RET_* value of an action. */
 export function actionValue(action: Action): number {
   switch (action.type) {
-    case 'allow': return SeccompRet.ALLOW;
-    case 'kill': return SeccompRet.KILL_PROCESS;
-    case 'trap': return SeccompRet.TRAP;
-    case 'errno': return (SeccompRet.ERRNO | action.errno) >>> 0;
+    case 'allow':
+      return SeccompRet.ALLOW;
+    case 'kill':
+      return SeccompRet.KILL_PROCESS;
+    case 'trap':
+      return SeccompRet.TRAP;
+    case 'errno':
+      return (SeccompRet.ERRNO | action.errno) >>> 0;
   }
 }
 
@@ -55,7 +59,7 @@ export function actionValue(action: Action): number {
 const show = (x: unknown) => {
   let s: string;
   try {
-    s = typeof x === 'bigint' ? `${x}n` : JSON.stringify(x) ?? String(x);
+    s = typeof x === 'bigint' ? `${x}n` : (JSON.stringify(x) ?? String(x));
   } catch {
     s = String(x);
   }
@@ -86,7 +90,7 @@ function checkTest(test: ArgTest, where: string): void {
   }
   for (const v of test.oneOf) {
     if (!isU32(v)) throw new TypeError(`Expected \`${where}.oneOf\` to hold u32 values, got ${show(v)}`);
-    if (((v & mask) >>> 0) !== v) {
+    if ((v & mask) >>> 0 !== v) {
       throw new TypeError(`Expected \`${where}.oneOf\` values to lie inside mask 0x${mask.toString(16)}, got 0x${v.toString(16)}, which no argument can match`);
     }
   }

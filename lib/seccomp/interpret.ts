@@ -78,8 +78,14 @@ export const SeccompRet = Object.freeze({
 } as const);
 
 const knownActions = new Set<number>([
-  SeccompRet.KILL_PROCESS, SeccompRet.KILL_THREAD, SeccompRet.TRAP, SeccompRet.ERRNO,
-  SeccompRet.USER_NOTIF, SeccompRet.TRACE, SeccompRet.LOG, SeccompRet.ALLOW,
+  SeccompRet.KILL_PROCESS,
+  SeccompRet.KILL_THREAD,
+  SeccompRet.TRAP,
+  SeccompRet.ERRNO,
+  SeccompRet.USER_NOTIF,
+  SeccompRet.TRACE,
+  SeccompRet.LOG,
+  SeccompRet.ALLOW,
 ]);
 
 /** What the filter sees of a system call: `struct seccomp_data`. */
@@ -189,7 +195,8 @@ export function interpret(program: ProgramLike, data: SeccompInput): number {
   let pc = 0;
   const jump = (from: number, skip: number) => {
     const to = from + 1 + skip;
-    if (to >= insns.length) throw new BpfError(`instruction ${from} (${disassembleOne(insns[from])}) jumps to ${to}, past the end of the ${insns.length}-instruction program`);
+    if (to >= insns.length)
+      throw new BpfError(`instruction ${from} (${disassembleOne(insns[from])}) jumps to ${to}, past the end of the ${insns.length}-instruction program`);
     return to;
   };
   for (;;) {
@@ -245,15 +252,24 @@ export function describeAction(ret: number): string {
   const action = (ret & SeccompRet.ACTION_MASK) >>> 0;
   const data = ret & SeccompRet.DATA_MASK;
   switch (action) {
-    case SeccompRet.ALLOW: return 'allow';
-    case SeccompRet.KILL_PROCESS: return 'kill-process';
-    case SeccompRet.KILL_THREAD: return 'kill-thread';
-    case SeccompRet.TRAP: return 'trap';
-    case SeccompRet.ERRNO: return `errno(${data})`;
-    case SeccompRet.USER_NOTIF: return 'user-notif';
-    case SeccompRet.TRACE: return `trace(${data})`;
-    case SeccompRet.LOG: return 'log';
-    default: return `unknown(${hex(ret >>> 0)})`;
+    case SeccompRet.ALLOW:
+      return 'allow';
+    case SeccompRet.KILL_PROCESS:
+      return 'kill-process';
+    case SeccompRet.KILL_THREAD:
+      return 'kill-thread';
+    case SeccompRet.TRAP:
+      return 'trap';
+    case SeccompRet.ERRNO:
+      return `errno(${data})`;
+    case SeccompRet.USER_NOTIF:
+      return 'user-notif';
+    case SeccompRet.TRACE:
+      return `trace(${data})`;
+    case SeccompRet.LOG:
+      return 'log';
+    default:
+      return `unknown(${hex(ret >>> 0)})`;
   }
 }
 
@@ -270,13 +286,20 @@ function disassembleOne(insn: Instruction, pc?: number): string {
   const target = (skip: number) => (pc === undefined ? `+${skip}` : String(pc + 1 + skip));
   const k = hex(insn.k >>> 0);
   switch (insn.code) {
-    case Op.LD_W_ABS: return `ld ${operand(insn.k)}`;
-    case Op.AND_K: return `and #${k}`;
-    case Op.OR_K: return `or #${k}`;
-    case Op.TAX: return 'tax';
-    case Op.TXA: return 'txa';
-    case Op.JA: return `ja ${target(insn.k)}`;
-    case Op.RET_K: return `ret ${describeAction(insn.k)}`;
+    case Op.LD_W_ABS:
+      return `ld ${operand(insn.k)}`;
+    case Op.AND_K:
+      return `and #${k}`;
+    case Op.OR_K:
+      return `or #${k}`;
+    case Op.TAX:
+      return 'tax';
+    case Op.TXA:
+      return 'txa';
+    case Op.JA:
+      return `ja ${target(insn.k)}`;
+    case Op.RET_K:
+      return `ret ${describeAction(insn.k)}`;
     default: {
       const name = { [Op.JEQ_K]: 'jeq', [Op.JGT_K]: 'jgt', [Op.JGE_K]: 'jge', [Op.JSET_K]: 'jset' }[insn.code];
       if (name && isJump(insn.code)) return `${name} #${k} ? ${target(insn.jt)} : ${target(insn.jf)}`;

@@ -192,9 +192,29 @@ export const Socket = Object.freeze({
 /** Reading, writing and managing file descriptors one already has; pipes. */
 export const basicIo: SyscallSet = Object.freeze({
   ...allowAll(
-    'read', 'write', 'readv', 'writev', 'pread64', 'pwrite64', 'preadv', 'pwritev', 'preadv2', 'pwritev2',
-    'lseek', 'close', 'close_range', 'dup', 'dup2', 'dup3', 'fcntl', 'pipe', 'pipe2',
-    'sendfile', 'copy_file_range', 'splice', 'tee',
+    'read',
+    'write',
+    'readv',
+    'writev',
+    'pread64',
+    'pwrite64',
+    'preadv',
+    'pwritev',
+    'preadv2',
+    'pwritev2',
+    'lseek',
+    'close',
+    'close_range',
+    'dup',
+    'dup2',
+    'dup3',
+    'fcntl',
+    'pipe',
+    'pipe2',
+    'sendfile',
+    'copy_file_range',
+    'splice',
+    'tee',
   ),
   // ioctl reaches every driver behind every fd. A job only needs the terminal-mode requests Node
   // makes on stdio and the fd-flag requests libuv makes; not TIOCSTI (typing into a terminal), not
@@ -210,10 +230,20 @@ export const basicIo: SyscallSet = Object.freeze({
 
 /** The address space: mappings, their protection (PROT_EXEC included: V8 JITs), advice, memory policy, protection keys. */
 export const memory: SyscallSet = allowAll(
-  'brk', 'mmap', 'munmap', 'mprotect', 'madvise', 'mremap', 'msync',
-  'pkey_alloc', 'pkey_free', 'pkey_mprotect',
+  'brk',
+  'mmap',
+  'munmap',
+  'mprotect',
+  'madvise',
+  'mremap',
+  'msync',
+  'pkey_alloc',
+  'pkey_free',
+  'pkey_mprotect',
   // NUMA policy for one's own memory: harmless, and allocators call them.
-  'mbind', 'set_mempolicy', 'get_mempolicy',
+  'mbind',
+  'set_mempolicy',
+  'get_mempolicy',
 );
 
 /**
@@ -221,24 +251,85 @@ export const memory: SyscallSet = allowAll(
  * reachable, not this set. mknod, the xattr calls, sync and syncfs are not included.
  */
 export const files: SyscallSet = allowAll(
-  'open', 'openat', 'openat2', 'creat',
-  'stat', 'fstat', 'lstat', 'newfstatat', 'statx', 'statfs', 'fstatfs',
-  'access', 'faccessat', 'faccessat2', 'readlink', 'readlinkat', 'getdents', 'getdents64',
-  'getcwd', 'chdir', 'fchdir', 'umask',
-  'mkdir', 'mkdirat', 'rmdir', 'unlink', 'unlinkat', 'rename', 'renameat', 'renameat2',
-  'link', 'linkat', 'symlink', 'symlinkat',
-  'chmod', 'fchmod', 'fchmodat', 'chown', 'fchown', 'lchown', 'fchownat',
-  'truncate', 'ftruncate', 'fallocate', 'fsync', 'fdatasync', 'flock', 'fadvise64',
-  'utime', 'utimes', 'utimensat', 'futimesat',
+  'open',
+  'openat',
+  'openat2',
+  'creat',
+  'stat',
+  'fstat',
+  'lstat',
+  'newfstatat',
+  'statx',
+  'statfs',
+  'fstatfs',
+  'access',
+  'faccessat',
+  'faccessat2',
+  'readlink',
+  'readlinkat',
+  'getdents',
+  'getdents64',
+  'getcwd',
+  'chdir',
+  'fchdir',
+  'umask',
+  'mkdir',
+  'mkdirat',
+  'rmdir',
+  'unlink',
+  'unlinkat',
+  'rename',
+  'renameat',
+  'renameat2',
+  'link',
+  'linkat',
+  'symlink',
+  'symlinkat',
+  'chmod',
+  'fchmod',
+  'fchmodat',
+  'chown',
+  'fchown',
+  'lchown',
+  'fchownat',
+  'truncate',
+  'ftruncate',
+  'fallocate',
+  'fsync',
+  'fdatasync',
+  'flock',
+  'fadvise64',
+  'utime',
+  'utimes',
+  'utimensat',
+  'futimesat',
 );
 
 /** Identity, limits and exit of the process itself. */
 export const processSet: SyscallSet = Object.freeze({
   ...allowAll(
-    'getpid', 'getppid', 'getuid', 'geteuid', 'getgid', 'getegid', 'getresuid', 'getresgid', 'getgroups',
-    'getpgrp', 'getpgid', 'getsid', 'capget',
-    'exit', 'exit_group', 'wait4', 'waitid',
-    'getrlimit', 'setrlimit', 'prlimit64', 'getrusage', 'times',
+    'getpid',
+    'getppid',
+    'getuid',
+    'geteuid',
+    'getgid',
+    'getegid',
+    'getresuid',
+    'getresgid',
+    'getgroups',
+    'getpgrp',
+    'getpgid',
+    'getsid',
+    'capget',
+    'exit',
+    'exit_group',
+    'wait4',
+    'waitid',
+    'getrlimit',
+    'setrlimit',
+    'prlimit64',
+    'getrusage',
+    'times',
     // Only this thread's FS/GS base and CPUID faulting: glibc sets TLS with it.
     'arch_prctl',
   ),
@@ -277,9 +368,18 @@ export const threads: SyscallSet = Object.freeze({
 /** Scheduling of one's own threads: yielding, affinity, nice values (lowering only without CAP_SYS_NICE in the initial namespace). */
 export const scheduler: SyscallSet = Object.freeze({
   ...allowAll(
-    'sched_yield', 'sched_getaffinity', 'sched_setaffinity', 'sched_getparam', 'sched_getscheduler',
-    'sched_get_priority_max', 'sched_get_priority_min', 'sched_rr_get_interval', 'sched_getattr',
-    'getpriority', 'setpriority', 'getcpu',
+    'sched_yield',
+    'sched_getaffinity',
+    'sched_setaffinity',
+    'sched_getparam',
+    'sched_getscheduler',
+    'sched_get_priority_max',
+    'sched_get_priority_min',
+    'sched_rr_get_interval',
+    'sched_getattr',
+    'getpriority',
+    'setpriority',
+    'getcpu',
   ),
   // Real-time policies could starve the host if RLIMIT_RTPRIO allows them. EPERM is the answer a
   // thread pool asking for a priority already expects to handle.
@@ -290,8 +390,16 @@ export const scheduler: SyscallSet = Object.freeze({
 
 /** Signal handling, and signals to processes (only ones in the job's PID namespace are visible). */
 export const signals: SyscallSet = allowAll(
-  'rt_sigaction', 'rt_sigprocmask', 'rt_sigreturn', 'rt_sigsuspend', 'rt_sigpending', 'rt_sigtimedwait',
-  'sigaltstack', 'kill', 'tgkill', 'tkill',
+  'rt_sigaction',
+  'rt_sigprocmask',
+  'rt_sigreturn',
+  'rt_sigsuspend',
+  'rt_sigpending',
+  'rt_sigtimedwait',
+  'sigaltstack',
+  'kill',
+  'tgkill',
+  'tkill',
   // Waiting for a signal; the child's fatal-signal handler waits here to be killed from outside.
   'pause',
   // The kernel's own continuation of a sleep interrupted by a signal.
@@ -303,16 +411,37 @@ export const time: SyscallSet = allowAll('clock_gettime', 'clock_getres', 'getti
 
 /** Timers of one's own: timerfd, POSIX timers, itimers, alarm. */
 export const timers: SyscallSet = allowAll(
-  'timerfd_create', 'timerfd_settime', 'timerfd_gettime',
-  'timer_create', 'timer_settime', 'timer_gettime', 'timer_getoverrun', 'timer_delete',
-  'getitimer', 'setitimer', 'alarm',
+  'timerfd_create',
+  'timerfd_settime',
+  'timerfd_gettime',
+  'timer_create',
+  'timer_settime',
+  'timer_gettime',
+  'timer_getoverrun',
+  'timer_delete',
+  'getitimer',
+  'setitimer',
+  'alarm',
 );
 
 /** The event loop: epoll, eventfd, poll, select; inotify for fs.watch. */
 export const events: SyscallSet = allowAll(
-  'epoll_create', 'epoll_create1', 'epoll_ctl', 'epoll_wait', 'epoll_pwait', 'epoll_pwait2',
-  'eventfd', 'eventfd2', 'poll', 'ppoll', 'select', 'pselect6',
-  'inotify_init', 'inotify_init1', 'inotify_add_watch', 'inotify_rm_watch',
+  'epoll_create',
+  'epoll_create1',
+  'epoll_ctl',
+  'epoll_wait',
+  'epoll_pwait',
+  'epoll_pwait2',
+  'eventfd',
+  'eventfd2',
+  'poll',
+  'ppoll',
+  'select',
+  'pselect6',
+  'inotify_init',
+  'inotify_init1',
+  'inotify_add_watch',
+  'inotify_rm_watch',
 );
 
 /**
@@ -331,8 +460,21 @@ export const events: SyscallSet = allowAll(
  */
 export const network: SyscallSet = Object.freeze({
   ...allowAll(
-    'connect', 'bind', 'listen', 'accept', 'accept4', 'getsockname', 'getpeername',
-    'getsockopt', 'sendto', 'recvfrom', 'sendmsg', 'recvmsg', 'sendmmsg', 'recvmmsg', 'shutdown',
+    'connect',
+    'bind',
+    'listen',
+    'accept',
+    'accept4',
+    'getsockname',
+    'getpeername',
+    'getsockopt',
+    'sendto',
+    'recvfrom',
+    'sendmsg',
+    'recvmsg',
+    'sendmmsg',
+    'recvmmsg',
+    'shutdown',
   ),
   // IPv4 and IPv6 stream, datagram and seqpacket sockets; and NETLINK_ROUTE, which glibc's
   // getifaddrs() (os.networkInterfaces()) needs. Not AF_UNIX (above; glibc's attempts to reach
@@ -377,13 +519,37 @@ export const network: SyscallSet = Object.freeze({
   // TCP_ULP (kernel TLS and friends). ENOPROTOOPT is the kernel's answer for an unknown option.
   setsockopt: {
     if: [
-      { when: [{ arg: 1, oneOf: [Socket.SOL_TCP], upper: 'ignored' }, { arg: 2, oneOf: [Socket.TCP_ULP], upper: 'ignored' }], then: errno(Errno.ENOPROTOOPT) },
+      {
+        when: [
+          { arg: 1, oneOf: [Socket.SOL_TCP], upper: 'ignored' },
+          { arg: 2, oneOf: [Socket.TCP_ULP], upper: 'ignored' },
+        ],
+        then: errno(Errno.ENOPROTOOPT),
+      },
       { when: { arg: 1, oneOf: [Socket.SOL_SOCKET, Socket.SOL_TCP], upper: 'ignored' }, then: allow },
       // optname < 64
-      { when: [{ arg: 1, oneOf: [Socket.SOL_IP], upper: 'ignored' }, { arg: 2, mask: ~63 >>> 0, oneOf: [0], upper: 'ignored' }], then: allow },
-      { when: [{ arg: 1, oneOf: [Socket.SOL_IPV6], upper: 'ignored' }, { arg: 2, oneOf: [Socket.IPT_BASE_CTL, Socket.IPT_BASE_CTL + 1], upper: 'ignored' }], then: errno(Errno.ENOPROTOOPT) },
+      {
+        when: [
+          { arg: 1, oneOf: [Socket.SOL_IP], upper: 'ignored' },
+          { arg: 2, mask: ~63 >>> 0, oneOf: [0], upper: 'ignored' },
+        ],
+        then: allow,
+      },
+      {
+        when: [
+          { arg: 1, oneOf: [Socket.SOL_IPV6], upper: 'ignored' },
+          { arg: 2, oneOf: [Socket.IPT_BASE_CTL, Socket.IPT_BASE_CTL + 1], upper: 'ignored' },
+        ],
+        then: errno(Errno.ENOPROTOOPT),
+      },
       // optname < 128
-      { when: [{ arg: 1, oneOf: [Socket.SOL_IPV6], upper: 'ignored' }, { arg: 2, mask: ~127 >>> 0, oneOf: [0], upper: 'ignored' }], then: allow },
+      {
+        when: [
+          { arg: 1, oneOf: [Socket.SOL_IPV6], upper: 'ignored' },
+          { arg: 2, mask: ~127 >>> 0, oneOf: [0], upper: 'ignored' },
+        ],
+        then: allow,
+      },
     ],
     else: errno(Errno.ENOPROTOOPT),
   },
@@ -470,7 +636,19 @@ export const denied: SyscallSet = Object.freeze({
 
 /** The named sets, for building other policies. */
 export const sets = Object.freeze({
-  basicIo, memory, files, process: processSet, threads, scheduler, signals, time, timers, events, network, info, denied,
+  basicIo,
+  memory,
+  files,
+  process: processSet,
+  threads,
+  scheduler,
+  signals,
+  time,
+  timers,
+  events,
+  network,
+  info,
+  denied,
 });
 
 /**
