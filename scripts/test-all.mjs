@@ -98,7 +98,9 @@ function suite(node, asNobody) {
 /** Why user nobody cannot run the suite from here (a directory it cannot search, no setpriv), or null. */
 function whyNotAsNobody(node) {
   if (!fs.existsSync('/usr/bin/setpriv')) return '/usr/bin/setpriv is not installed (Debian: util-linux)';
-  const paths = [node, mocha, join(root, 'dist', 'test', '00.wire.test.js'), join(root, 'build', 'Release', 'nodespawner.node')];
+  // The addon where it is: built, or prebuilt (the package test's prebuildify moves the build there).
+  const addon = [join(root, 'build', 'Release', 'nodespawner.node'), join(root, 'prebuilds', 'linux-x64', 'nodespawner.node')].find((p) => fs.existsSync(p));
+  const paths = [node, mocha, join(root, 'dist', 'test', '00.wire.test.js'), addon ?? join(root, 'build', 'Release', 'nodespawner.node')];
   const r = spawnSync(
     '/usr/bin/setpriv',
     [
@@ -118,7 +120,7 @@ function whyNotAsNobody(node) {
         (r.stderr || r.error?.message || '')
           .trim()
           .split('\n')
-          .find((l) => /EACCES|denied/.test(l)) ?? `exit ${r.status}`
+          .find((l) => /EACCES|ENOENT|denied/.test(l)) ?? `exit ${r.status}`
       })`;
 }
 

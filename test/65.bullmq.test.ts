@@ -321,10 +321,10 @@ describe('nodespawner/bullmq', function () {
     const others = workers.filter((w) => w !== draining);
     draining.child.kill('SIGTERM');
     await waitFor('the worker closing', () => draining.has('closing').length > 0);
-    const activeThere = draining.has('active').length;
+    // Every later job runs elsewhere: one that the draining worker's blocking fetch had already
+    // taken goes back to the queue (it shows there as active, and never runs there).
     const later = await Promise.all(Array.from({ length: 4 }, (_, i) => remote.run('rows', { n: 3, seed: i })));
     expect(later.map((r) => r.table!.getChild('worker')!.get(0))).to.satisfy((ws: number[]) => ws.every((w) => others.some((o) => o.name === `worker${w}`)));
-    expect(draining.has('active')).to.have.length(activeThere);
     open(file);
     expect(((await run).value as { host: string }).host).to.equal(draining.name);
     expect(await draining.exited).to.deep.equal({ code: null, signal: 'SIGTERM' });

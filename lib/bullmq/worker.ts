@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { tableFromIPC, tableToIPC } from 'apache-arrow';
 import type { Table } from 'apache-arrow';
-import { UnrecoverableError, Worker } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { ConnectionOptions, Job, WorkerOptions } from 'bullmq';
 import { Spawner } from '../spawner.js';
 import type { SpawnerOptions } from '../options.js';
@@ -106,7 +106,14 @@ export async function startWorker(options: StartWorkerOptions): Promise<Nodespaw
     return new T.RemoteResult(toRemoteResult(r, new T.Blob(blob)));
   }
 
-  const processor = async (job: Job, _token?: string, signal?: AbortSignal): Promise<void> => {
+  // Set when the worker starts to drain: a job BullMQ hands it after that (one its blocking fetch
+  // had already taken) goes back to the queue for another worker, with no attempt counted.
+  let draining = false;
+  const processor = async (job: Job, token?: string, signal?: AbortSignal): Promise<void> => {
+    if (draining) {
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
     const req = await readRequest(job.id!);
     if (!req) throw new UnrecoverableError(`the request of job ${job.id} is gone: past results.ttl, or removed by its caller`);
     let outcome: RemoteReply['outcome'];
@@ -147,6 +154,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<Nodespaw
   let closing: Promise<void> | null = null;
   const close = () =>
     (closing ??= (async () => {
+      draining = true;
       for (const s of signals) process.off(s, onSignal);
       clearInterval(sweeper);
       try {
