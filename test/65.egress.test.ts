@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { findEgressTools, firewallRuleset, parseCidr, refusedRanges } from '../lib/egress.js';
 import { Spawner } from '../lib/index.js';
+import { addonPath } from '../lib/native.js';
 import { fixture, isRoot, packageRoot, skipBecause, waitFor, whyNobodyCannotRead } from './helpers.js';
 
 const port = 8017;
@@ -241,7 +242,7 @@ describe('egress', function () {
         it(`reaches the public address and nothing else, through ${stack}, with the app as ${user}`, async function () {
           if (!stacks.includes(stack)) skipBecause(this, (findEgressTools(stack) as { missing: string }).missing);
           if (user === 'nobody') {
-            const why = whyNobodyCannotRead([appScript, join(packageRoot, 'build', 'Release', 'nodespawner.node')]);
+            const why = whyNobodyCannotRead([appScript, addonPath]);
             if (why) skipBecause(this, why);
           }
           const sandbox = { network: 'egress', egress: { stack }, dns: [resolver], ...(user === 'nobody' ? { limits: 'rlimit' } : {}) };
