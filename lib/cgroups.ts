@@ -191,19 +191,22 @@ export function prepareParents(s: CgroupSupport): void {
   }
 }
 
+/** The job cgroups under one of the spawner's cgroup directories; none when it cannot be read. */
+export function jobCgroupDirs(parent: string): string[] {
+  try {
+    return fs
+      .readdirSync(parent, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => join(parent, e.name));
+  } catch {
+    return [];
+  }
+}
+
 /** Removes job cgroups whose intermediate died before it could (the zygote was killed). */
 export function removeLeftovers(s: CgroupSupport): void {
   for (const dir of parentDirs(s)) {
-    let children: string[] = [];
-    try {
-      children = fs
-        .readdirSync(dir, { withFileTypes: true })
-        .filter((e) => e.isDirectory())
-        .map((e) => join(dir, e.name));
-    } catch {
-      continue;
-    }
-    for (const child of children) {
+    for (const child of jobCgroupDirs(dir)) {
       try {
         fs.rmdirSync(child);
       } catch {

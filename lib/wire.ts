@@ -3,6 +3,7 @@
 // a bounded decoder for bytes that come from a child, and the JS <-> Value conversion.
 import { createRequire } from 'node:module';
 import thrift from 'thrift';
+import type { RunTimings } from './job.js';
 
 const require = createRequire(import.meta.url);
 
@@ -119,19 +120,8 @@ export interface RemoteRequest {
   timeout?: unknown;
   replyTo: string;
 }
-export interface RemoteTimings {
-  queueMs: number;
-  requestMs: number;
-  forkMs: number;
-  cloneMs: number;
-  runMs: number;
-  specializeMs: number;
-  importMs: number;
-  jobMs: number;
-  resultMs: number;
-  reapMs: number;
-  totalMs: number;
-}
+/** The run's phases as RunResult.timings has them (struct RemoteTimings has the same fields). */
+export type RemoteTimings = RunTimings;
 export interface RemoteResult {
   table?: Blob | null;
   value?: Blob | null;

@@ -15,7 +15,7 @@ import * as remoteApi from '../lib/bullmq/index.js';
 import { FileResultStore, RemoteSpawner } from '../lib/bullmq/index.js';
 import { findRedisServer, startRedisServer } from '../bench/redis-server.js';
 import type { RedisServer } from '../bench/redis-server.js';
-import { expectCode, fixture, packageRoot, rejection, runProgram, skipBecause, tempDir, waitFor } from './helpers.js';
+import { expectCode, fixture, packageRoot, rejection, runProgram, skipBecause, tempDir, troubleshootingAnchors, waitFor } from './helpers.js';
 
 interface WorkerEvent {
   event: string;
@@ -333,20 +333,7 @@ describe('nodespawner/bullmq', function () {
   });
 
   it('gives every error class of nodespawner/bullmq a `help` link to an existing troubleshooting section', function () {
-    const doc = fs.readFileSync(join(packageRoot, 'docs', 'troubleshooting.md'), 'utf8');
-    const anchors = new Set(
-      doc
-        .split('\n')
-        .filter((l) => /^#{1,4} /.test(l))
-        .map((l) =>
-          l
-            .replace(/^#+ /, '')
-            .trim()
-            .toLowerCase()
-            .replace(/[^\w\- ]/g, '')
-            .replace(/ /g, '-'),
-        ),
-    );
+    const anchors = troubleshootingAnchors();
     const classes = Object.values(remoteApi).filter((v) => typeof v === 'function' && v.prototype instanceof core.NodespawnerError) as Array<
       new (...a: never[]) => core.NodespawnerError
     >;

@@ -1,28 +1,12 @@
 // Every error points to a section of docs/troubleshooting.md that exists.
 import { expect } from 'chai';
-import fs from 'node:fs';
 import { join } from 'node:path';
 import * as api from '../lib/index.js';
-import { packageRoot } from './helpers.js';
-
-/** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens. */
-function anchor(heading: string): string {
-  return heading
-    .trim()
-    .toLowerCase()
-    .replace(/[^\w\- ]/g, '')
-    .replace(/ /g, '-');
-}
+import { packageRoot, troubleshootingAnchors } from './helpers.js';
 
 describe('docs', function () {
   it('gives every error class a `help` link to an existing troubleshooting section', function () {
-    const doc = fs.readFileSync(join(packageRoot, 'docs', 'troubleshooting.md'), 'utf8');
-    const anchors = new Set(
-      doc
-        .split('\n')
-        .filter((l) => /^#{1,4} /.test(l))
-        .map((l) => anchor(l.replace(/^#+ /, ''))),
-    );
+    const anchors = troubleshootingAnchors();
     const errors = Object.values(api).filter((v) => typeof v === 'function' && v.prototype instanceof api.NodespawnerError) as Array<
       new (...a: never[]) => api.NodespawnerError
     >;

@@ -250,3 +250,21 @@ export function runProgram(file: string, args: string[], options: { env?: NodeJS
     });
   });
 }
+
+/** The anchors of docs/troubleshooting.md's headings, as GitHub makes them: lower case, punctuation dropped, spaces to hyphens. */
+export function troubleshootingAnchors(): Set<string> {
+  const doc = fs.readFileSync(join(packageRoot, 'docs', 'troubleshooting.md'), 'utf8');
+  return new Set(
+    doc
+      .split('\n')
+      .filter((l) => /^#{1,4} /.test(l))
+      .map((l) =>
+        l
+          .replace(/^#+ /, '')
+          .trim()
+          .toLowerCase()
+          .replace(/[^\w\- ]/g, '')
+          .replace(/ /g, '-'),
+      ),
+  );
+}

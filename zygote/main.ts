@@ -16,6 +16,7 @@ import type { RunRequest } from '../lib/wire.js';
 import { SandboxSetupError, errnoNames } from '../lib/errors.js';
 import { syscallName } from '../lib/seccomp/syscalls.js';
 import { resultRehearsal, warmUp, warmValueCoding } from './warmup.js';
+import { jobCgroupDirs } from '../lib/cgroups.js';
 
 export interface ZygoteConfig {
   appPid: number;
@@ -413,16 +414,7 @@ function appGone(): never {
   while (parents.length > 0 && Date.now() < deadline) {
     let left = 0;
     for (const parent of parents) {
-      let jobs: string[] = [];
-      try {
-        jobs = fs
-          .readdirSync(parent, { withFileTypes: true })
-          .filter((e) => e.isDirectory())
-          .map((e) => join(parent, e.name));
-      } catch {
-        continue;
-      }
-      for (const dir of jobs) {
+      for (const dir of jobCgroupDirs(parent)) {
         let pids: string[] = [];
         try {
           pids = fs
